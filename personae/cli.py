@@ -1,0 +1,268 @@
+"""The ``personae`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import logging
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from personae import __version__
+from personae.core.cards import load_card, save_card
+from personae.core.commands import CommandContext
+from personae.core.errors import CommandError, PersonaeError
+from personae.core.settings import Settings, load_settings
+from personae.core.types import Scope, Turn
+
+T = TypeVar("T")
+
+app = typer.Typer(help="personae: chat bots that wear personas.", no_args_is_help=True)
+personas_app = typer.Typer(help="List, show, import and export personas.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema and maintenance.", no_args_is_help=True)
+app.add_typer(personas_app, name="personas")
+app.add_typer(db_app, name="db")
+
+console = Console()
+errors = Console(stderr=True)
+_state: dict[str, Any] = {}
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="Settings file (TOML).", show_default=False)
+]
+
+
+@app.callback()
+def main_options(
+    config: ConfigOption = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+) -> None:
+    _state["config"] = config
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def settings() -> Settings:
+    if "settings" not in _state:
+        _state["settings"] = load_settings(_state.get("config"))
+    return _state["settings"]  # type: ignore[no-any-return]
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine; show personae's errors as one line, without a traceback."""
+    try:
+        return asyncio.run(coro)
+    except PersonaeError as exc:
+        errors.print(f"[bold red]Error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def runtime() -> Any:
+    from personae.core.runtime import Runtime
+
+    return Runtime(settings())
+
+
+async def cli_user(rt: Any, name: str | None) -> int:
+    login = name or getpass.getuser()
+    return int(await rt.users.resolve("cli", login, login))
+
+
+@app.command()
+def version() -> None:
+    """Print personae's version."""
+    console.print(__version__)
+
+
+@app.command()
+def chat(
+    persona: Annotated[str | None, typer.Option("--persona", "-p", help="Persona id.")] = None,
+    user: Annotated[str | None, typer.Option(help="Your name (default: login).")] = None,
+    conversation: Annotated[str, typer.Option(help="Conversation key.")] = "cli",
+) -> None:
+    """Talk to a persona in the terminal. /help lists commands; /quit leaves."""
+    run(_chat(persona, user, conversation))
+
+
+async def _chat(persona_id: str | None, user: str | None, conversation: str) -> None:
+    async with runtime() as rt:
+        user_id = await cli_user(rt, user)
+        name = user or getpass.getuser()
+        card = await rt.personas.get(persona_id or rt.settings.default_persona, viewer=user_id)
+        scope = Scope(card.id, user_id)
+        console.print(
+            f"[bold]{card.name}[/] [dim]({card.id}) — /help for commands, /quit to leave[/]"
+        )
+        if not await rt.history.recent(scope, conversation, 1) and card.first_mes:
+            from personae.core.cards import render_macros
+
+            greeting = render_macros(card.first_mes, char=card.name, user=name)
+            console.print(f"[bold cyan]{card.name}:[/] {greeting}", highlight=False)
+        while True:
+            try:
+                line = await asyncio.to_thread(input, "you> ")
+            except EOFError:
+                break
+            line = line.strip()
+            if not line:
+                continue
+            if line in {"/quit", "/exit"}:
+                break
+            if line.startswith("/"):
+                await _run_command(rt, scope, line)
+                continue
+            console.print(f"[bold cyan]{card.name}:[/] ", end="")
+            try:
+                async for chunk in rt.stream(
+                    Turn(user_id, card.id, line, conversation, "cli", name)
+                ):
+                    console.print(chunk, end="", markup=False, highlight=False, soft_wrap=True)
+                console.print()
+            except PersonaeError as exc:
+                console.print()
+                errors.print(f"[bold red]Error:[/] {exc}", highlight=False)
+
+
+async def _run_command(rt: Any, scope: Scope, line: str) -> None:
+    try:
+        command, args = rt.commands.parse(line)
+        ctx = CommandContext(rt, scope, "cli", args)
+        result = await rt.commands.run(command, ctx)
+        if result.needs_confirmation:
+            answer = await asyncio.to_thread(input, f"{result.text} [y/N] ")
+            if answer.strip().lower() not in {"y", "yes"}:
+                console.print("Cancelled.")
+                return
+            result = await rt.commands.run(command, CommandContext(rt, scope, "cli", args, True))
+        console.print(result.text, markup=False, highlight=False)
+        if result.attachment:
+            filename, content = result.attachment
+            await asyncio.to_thread(Path(filename).write_bytes, content)
+            console.print(f"Saved {filename}.")
+    except CommandError as exc:
+        errors.print(str(exc), highlight=False)
+
+
+@personas_app.command("list")
+def personas_list() -> None:
+    """List the personas you can talk to."""
+
+    async def go() -> None:
+        async with runtime() as rt:
+            table = Table("id", "name", "source", "tags")
+            for entry in await rt.personas.list(await cli_user(rt, None)):
+                table.add_row(entry.id, entry.card.name, entry.source, ", ".join(entry.card.tags))
+            console.print(table)
+
+    run(go())
+
+
+@personas_app.command("show")
+def personas_show(persona_id: str) -> None:
+    """Show one persona's card."""
+
+    async def go() -> None:
+        from personae.core.cards import card_to_dict
+
+        async with runtime() as rt:
+            card = await rt.personas.get(persona_id, viewer=await cli_user(rt, None))
+            console.print_json(json.dumps(card_to_dict(card), ensure_ascii=False))
+
+    run(go())
+
+
+@personas_app.command("import")
+def personas_import(
+    file: Path, shared: Annotated[bool, typer.Option(help="Visible to everyone.")] = True
+) -> None:
+    """Import a Character Card (V1/V2/V3; JSON or PNG) as a system persona."""
+
+    async def go() -> None:
+        card = load_card(file)
+        async with runtime() as rt:
+            await rt.personas.save(card, owner_id=None, shared=shared)
+        console.print(f"Imported {card.name} as [bold]{card.id}[/].")
+
+    run(go())
+
+
+@personas_app.command("export")
+def personas_export(persona_id: str, file: Path) -> None:
+    """Export a persona as a Character Card (.json, or .png with an embedded card)."""
+
+    async def go() -> None:
+        async with runtime() as rt:
+            card = await rt.personas.get(persona_id, viewer=await cli_user(rt, None))
+        save_card(card, file)
+        console.print(f"Wrote {file}.")
+
+    run(go())
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending database migrations."""
+
+    async def go() -> None:
+        from personae.storage import Database
+        from personae.storage.database import describe
+
+        db = Database(settings().db_url)
+        applied = await db.migrate()
+        where = describe(settings().db_url)
+        if applied:
+            console.print(f"Applied {', '.join(applied)} on {where}.")
+        else:
+            console.print(f"{where} is up to date.")
+
+    run(go())
+
+
+@app.command()
+def doctor() -> None:
+    """Check the configuration, the database and Ollama."""
+    from personae.core.doctor import run_checks
+
+    checks = run(run_checks(settings()))
+    for check in checks:
+        mark = "[green]ok[/]  " if check.ok else "[red]FAIL[/]"
+        console.print(f"{mark} {check.name}: {check.detail}", highlight=False)
+        if check.fix:
+            console.print(f"       -> {check.fix}", highlight=False)
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)
+
+
+@app.command()
+def plugins() -> None:
+    """List the loaded plugins with their versions and hooks."""
+    from personae.core.plugins import create_plugin_manager
+
+    try:
+        pm = create_plugin_manager(settings())
+    except PersonaeError as exc:
+        errors.print(f"[bold red]Error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    table = Table("plugin", "version", "source", "hooks")
+    for info in pm.plugins():
+        table.add_row(info.name, info.version, info.source, ", ".join(info.hooks))
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except PersonaeError as exc:  # e.g. ConfigError raised while reading settings
+        errors.print(f"[bold red]Error:[/] {exc}", highlight=False)
+        sys.exit(1)

@@ -1,0 +1,8 @@
+"""Language model backends: the :class:`LLMBackend` interface and the Ollama backend."""
+
+from __future__ import annotations
+
+from personae.core.llm.base import ChatRequest, LLMBackend, ModelInfo
+from personae.core.llm.ollama import OllamaBackend
+
+__all__ = ["ChatRequest", "LLMBackend", "ModelInfo", "OllamaBackend"]

@@ -1,0 +1,331 @@
+"""The built-in LLM backend: Ollama through the official ``ollama.AsyncClient``.
+
+Failures never leave this module as transport exceptions: each one becomes a
+:class:`~personae.core.errors.LLMError` whose message tells the user what to do.
+Connection failures (and only those) are retried with exponential backoff; a
+stream is retried only before its first chunk arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import threading
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import aclosing
+from types import TracebackType
+from typing import Any, Literal, TypeVar, cast
+
+import httpx
+import pydantic
+from ollama import AsyncClient, ChatResponse, ResponseError
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from personae.core.errors import (
+    LLMError,
+    LLMResponseError,
+    LLMTimeout,
+    LLMUnavailable,
+    ModelNotFound,
+)
+from personae.core.llm.base import ChatRequest, ModelInfo
+from personae.core.settings import OllamaSettings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Phase = Literal["request", "stream", "pull"]
+"""Where a failure happened: before an answer, in the middle of a reply stream, or
+while pulling a model."""
+
+MAX_BACKOFF_SECONDS = 30.0
+_MODEL_MISSING = re.compile(r"model\b.*\bnot found", re.IGNORECASE)
+
+
+def normalize_model_name(name: str) -> str:
+    """``"llama3.2"`` -> ``"llama3.2:latest"``; a name with a tag is unchanged."""
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
+def is_connect_error(exc: BaseException) -> bool:
+    """True when ``exc`` means the server could not be connected to at all.
+
+    ``ollama.AsyncClient`` turns ``httpx.ConnectError`` into a bare builtin
+    ``ConnectionError`` for plain requests, but lets ``httpx.ConnectError`` through
+    for streams, and never wraps ``httpx.ConnectTimeout``.
+    """
+    return (
+        isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | ConnectionRefusedError)
+        or type(exc) is ConnectionError
+    )
+
+
+class OllamaBackend:
+    """An :class:`~personae.core.llm.base.LLMBackend` talking to one Ollama server.
+
+    Keeps one ``AsyncClient`` per running event loop, created on first use.
+    """
+
+    name = "ollama"
+
+    def __init__(self, settings: OllamaSettings) -> None:
+        self.settings = settings
+        self.default_model: str = settings.model
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+
+    # -- clients ---------------------------------------------------------------------
+
+    def client(self) -> AsyncClient:
+        """The ``ollama.AsyncClient`` for the running event loop (created on first use)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            client = self._clients.get(loop)
+            if client is None:
+                s = self.settings
+                timeout = httpx.Timeout(
+                    connect=s.connect_timeout,
+                    read=s.read_timeout,
+                    write=s.read_timeout,
+                    pool=s.read_timeout,
+                )
+                client = AsyncClient(host=s.host, timeout=timeout)
+                self._clients[loop] = client
+            return client
+
+    async def aclose(self) -> None:
+        """Close every client: this loop's now, other running loops' on their loop."""
+        with self._lock:
+            clients = list(self._clients.items())
+            self._clients.clear()
+        current = asyncio.get_running_loop()
+        for loop, client in clients:
+            if loop is current:
+                await client.close()
+            elif loop.is_running() and not loop.is_closed():
+                future = asyncio.run_coroutine_threadsafe(client.close(), loop)
+                await asyncio.wrap_future(future)
+            # A client of a stopped loop cannot be closed any more; it is dropped.
+
+    async def __aenter__(self) -> OllamaBackend:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- LLMBackend ------------------------------------------------------------------
+
+    def _chat_kwargs(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        options = {**self.settings.options, **request.options}
+        return {
+            "model": request.model or self.default_model,
+            "messages": [message.as_dict() for message in request.messages],
+            "stream": stream,
+            "options": options or None,
+            "keep_alive": self.settings.keep_alive,
+            "format": request.format,
+        }
+
+    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[str]:
+        """Yield the reply's text chunks (empty chunks skipped) as Ollama sends them."""
+        client = self.client()
+        kwargs = self._chat_kwargs(request, stream=True)
+        model: str = kwargs["model"]
+
+        async def open_stream() -> tuple[AsyncGenerator[ChatResponse, None], ChatResponse | None]:
+            parts = cast(AsyncGenerator[ChatResponse, None], await client.chat(**kwargs))
+            return parts, await anext(parts, None)  # connects here
+
+        parts, part = await self._call(open_stream, model=model)
+        last: ChatResponse | None = None
+        async with aclosing(parts):
+            while part is not None:
+                last = part
+                if part.message.content:
+                    yield part.message.content
+                try:
+                    part = await anext(parts, None)
+                except Exception as exc:
+                    raise self._map_error(exc, model=model, phase="stream") from exc
+        if last is None or not last.done:
+            raise LLMResponseError(
+                "Ollama stopped in the middle of the reply: "
+                "the stream ended without its final message."
+            )
+
+    async def chat(self, request: ChatRequest) -> str:
+        """Return the whole reply text; ``request.format`` asks for JSON output."""
+        client = self.client()
+        kwargs = self._chat_kwargs(request, stream=False)
+
+        async def call() -> ChatResponse:
+            return cast(ChatResponse, await client.chat(**kwargs))
+
+        response = await self._call(call, model=kwargs["model"])
+        return response.message.content or ""
+
+    async def embed(self, texts: Sequence[str], *, model: str | None = None) -> list[list[float]]:
+        """One vector per text from ``/api/embed`` (model: ``model``, else
+        ``ollama.embed_model``, else ``ollama.model``)."""
+        if not texts:
+            return []
+        client = self.client()
+        name = model or self.settings.embed_model or self.settings.model
+        keep_alive = self.settings.keep_alive
+
+        async def call() -> list[list[float]]:
+            response = await client.embed(model=name, input=list(texts), keep_alive=keep_alive)
+            return [[float(x) for x in vector] for vector in response.embeddings]
+
+        vectors = await self._call(call, model=name)
+        if len(vectors) != len(texts):
+            raise LLMResponseError(
+                f"Ollama returned {len(vectors)} embeddings for {len(texts)} texts "
+                f"(model {name!r})."
+            )
+        return vectors
+
+    async def list_models(self) -> list[ModelInfo]:
+        """The models installed on the server (``/api/tags``)."""
+        client = self.client()
+        response = await self._call(client.list, model=None)
+        return [
+            ModelInfo(
+                name=m.model or "",
+                size=int(m.size) if m.size is not None else None,
+                details=m.details.model_dump(exclude_none=True) if m.details else {},
+            )
+            for m in response.models
+        ]
+
+    async def has_model(self, name: str) -> bool:
+        """Whether ``name`` is installed; ``x`` and ``x:latest`` are the same model."""
+        wanted = normalize_model_name(name)
+        return any(normalize_model_name(m.name) == wanted for m in await self.list_models())
+
+    async def pull(self, name: str) -> AsyncIterator[dict[str, Any]]:
+        """Pull ``name`` onto the server, yielding progress dicts with ``status``,
+        ``digest``, ``total`` and ``completed`` (the last two None when unknown)."""
+        client = self.client()
+
+        async def open_stream() -> tuple[AsyncGenerator[Any, None], Any]:
+            parts = cast(AsyncGenerator[Any, None], await client.pull(name, stream=True))
+            return parts, await anext(parts, None)
+
+        parts, part = await self._call(open_stream, model=name, phase="pull")
+        async with aclosing(parts):
+            while part is not None:
+                yield {
+                    "status": part.status,
+                    "digest": part.digest,
+                    "total": part.total,
+                    "completed": part.completed,
+                }
+                try:
+                    part = await anext(parts, None)
+                except Exception as exc:
+                    raise self._map_error(exc, model=name, phase="pull") from exc
+
+    # -- retries and errors ----------------------------------------------------------
+
+    async def _call(
+        self, fn: Callable[[], Awaitable[T]], *, model: str | None, phase: Phase = "request"
+    ) -> T:
+        """Run ``fn``, retrying connection failures; map every failure to an LLMError."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(is_connect_error),
+            stop=stop_after_attempt(self.settings.retries + 1),
+            wait=wait_exponential(multiplier=self.settings.retry_backoff, max=MAX_BACKOFF_SECONDS),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await fn()
+        except LLMError:
+            raise
+        except Exception as exc:
+            raise self._map_error(exc, model=model, phase=phase) from exc
+        raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "Ollama at %s is not reachable (attempt %d of %d); retrying in %.2fs",
+            self.settings.host,
+            state.attempt_number,
+            self.settings.retries + 1,
+            wait,
+        )
+
+    def _map_error(self, exc: Exception, *, model: str | None, phase: Phase) -> LLMError:
+        """Turn anything the client raised into an LLMError a user can act on."""
+        host = self.settings.host
+        stopped = "Ollama stopped in the middle of the " + (
+            "download" if phase == "pull" else "reply"
+        )
+        if is_connect_error(exc):
+            return LLMUnavailable(
+                f"Ollama is not reachable at {host} — start it with `ollama serve` "
+                "or set ollama.host / PERSONAE_OLLAMA__HOST."
+            )
+        if isinstance(exc, ResponseError):
+            error = str(exc.error).strip() or "(no error message)"
+            if phase == "pull":
+                return LLMResponseError(
+                    f"Ollama could not pull {model!r}: {error}. "
+                    "Check the name at https://ollama.com/library."
+                )
+            if _MODEL_MISSING.search(error) or (
+                exc.status_code == 404 and "model" in error.lower()
+            ):
+                name = model or self.default_model
+                return ModelNotFound(
+                    f"Model {name!r} is not installed in Ollama at {host} — "
+                    f"run `ollama pull {name}` (Ollama said: {error}).",
+                    model=name,
+                )
+            if exc.status_code == -1:  # an {"error": ...} line inside a stream
+                return LLMResponseError(f"{stopped}: {error}")
+            if exc.status_code == 404:
+                return LLMResponseError(
+                    f"{host} answered 404 ({error}) — is ollama.host pointing at Ollama?"
+                )
+            return LLMResponseError(f"Ollama answered HTTP {exc.status_code}: {error}")
+        if isinstance(exc, httpx.TimeoutException):
+            timeout = self.settings.read_timeout
+            what = "sent nothing more for" if phase != "request" else "did not answer within"
+            return LLMTimeout(
+                f"Ollama at {host} {what} {timeout:g}s (model {model!r}). A model may "
+                "still be loading or the machine is busy; raise ollama.read_timeout "
+                "(PERSONAE_OLLAMA__READ_TIMEOUT)."
+            )
+        if isinstance(exc, json.JSONDecodeError | pydantic.ValidationError | UnicodeDecodeError):
+            detail = f"malformed data from the server ({exc.__class__.__name__}: {exc})"
+            if phase == "request":
+                return LLMResponseError(f"Ollama sent a malformed answer: {detail}")
+            return LLMResponseError(f"{stopped}: {detail}")
+        if isinstance(exc, httpx.TransportError):
+            if phase == "request":
+                return LLMResponseError(f"Ollama at {host} dropped the connection: {exc}")
+            return LLMResponseError(f"{stopped}: the connection was dropped ({exc}).")
+        return LLMResponseError(
+            f"Unexpected failure talking to Ollama at {host}: {exc.__class__.__name__}: {exc}"
+        )

@@ -1,0 +1,268 @@
+"""The persona runtime: a :class:`~personae.core.types.Turn` in, a stream of reply
+chunks out.
+
+For each turn the runtime reads what the prompt needs (persona, readable scopes,
+recent history, plugin sections), releases the database, streams the LLM's
+reply, then stores the user message and the reply in one short transaction.
+Turns of one conversation are strictly ordered; different conversations run
+concurrently. Slow follow-up work runs in the background after the reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from personae.core.background import BackgroundTasks
+from personae.core.cards import PersonaCard
+from personae.core.commands import CommandRegistry
+from personae.core.errors import LLMResponseError, StartupError
+from personae.core.llm.base import ChatRequest, LLMBackend
+from personae.core.personas import PersonaRegistry
+from personae.core.plugins import PluginManager, create_plugin_manager
+from personae.core.prompt import build_messages
+from personae.core.settings import Settings
+from personae.core.types import PromptSection, Scope, Turn
+from personae.storage import Database, HistoryStore, MemoryStore, PersonaStore, UserStore
+
+log = logging.getLogger("personae.runtime")
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A completed, stored reply."""
+
+    text: str
+    persona_id: str
+    conversation: str
+    user_message_id: int
+    reply_message_id: int
+
+
+class ReplyStream:
+    """The reply to one turn as an async iterator of text chunks.
+
+    Iterate it to drive the turn; afterwards ``reply`` holds the stored result.
+    Abandoning the iteration (``aclose`` or a dropped client) stores nothing."""
+
+    def __init__(self, runtime: Runtime, turn: Turn) -> None:
+        self.runtime = runtime
+        self.turn = turn
+        self.reply: Reply | None = None
+        self._iterator: AsyncIterator[str] | None = None
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        if self._iterator is None:
+            self._iterator = self.runtime._run_turn(self.turn, self)
+        return self._iterator
+
+    async def aclose(self) -> None:
+        if self._iterator is not None:
+            await self._iterator.aclose()  # type: ignore[attr-defined]
+
+
+class Runtime:
+    """One persona runtime: plugins, storage, LLM backend and personas.
+
+    Use as ``async with Runtime(settings) as runtime:`` or call :meth:`start` and
+    :meth:`stop`. Nothing in it holds a "current persona": every call names its scope.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        plugins: PluginManager | None = None,
+        load_entry_points: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.plugins = plugins or create_plugin_manager(
+            settings, load_entry_points=load_entry_points
+        )
+        self.db = Database(settings.db_url)
+        self.users = UserStore()
+        self.history = HistoryStore()
+        self.memory = MemoryStore()
+        self.personas = PersonaRegistry(PersonaStore())
+        self.commands = CommandRegistry()
+        self.background = BackgroundTasks(settings.runtime.background_concurrency)
+        self.backends: dict[str, LLMBackend] = {}
+        self._llm: LLMBackend | None = None
+        self._locks: dict[tuple[str, int, str], tuple[asyncio.Lock, list[int]]] = {}
+        self.started = False
+        self.turns_completed = 0
+        self.turns_failed = 0
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self, *, migrate: bool = True) -> None:
+        """Connect the database (applying migrations), collect registrations from
+        plugins and run their startup hooks."""
+        await self.db.connect(migrate=migrate)
+        try:
+            for _plugin, backend in await self.plugins.collect(
+                "register_llm_backends", settings=self.settings
+            ):
+                self.backends.setdefault(backend.name, backend)
+            if self.settings.llm_backend not in self.backends:
+                raise StartupError(
+                    f"No LLM backend named {self.settings.llm_backend!r} is registered "
+                    f"(available: {', '.join(sorted(self.backends)) or 'none'})."
+                )
+            self._llm = self.backends[self.settings.llm_backend]
+            for plugin, card in await self.plugins.collect(
+                "register_personas", settings=self.settings
+            ):
+                if not self.personas.has_system(card.id):
+                    self.personas.add_system(card, source=f"plugin:{plugin}")
+            for folder in self.settings.persona_dirs:
+                self.personas.load_dir(folder)
+            for _plugin, command in await self.plugins.collect("register_commands"):
+                if self.commands.get(command.name) is None:
+                    self.commands.add(command)
+            await self.plugins.call_startup("personae_startup", runtime=self)
+        except BaseException:
+            await self._close_resources()
+            raise
+        self.started = True
+
+    async def stop(self) -> None:
+        """Drain background work, run shutdown hooks, close backends and the database."""
+        if not self.started:
+            return
+        self.started = False
+        await self.background.drain(timeout=self.settings.runtime.shutdown_grace_seconds)
+        await self.plugins.call("personae_shutdown", runtime=self)
+        await self._close_resources()
+
+    async def _close_resources(self) -> None:
+        for backend in self.backends.values():
+            try:
+                await backend.aclose()
+            except Exception:
+                log.exception("closing LLM backend %s failed", backend.name)
+        self.backends.clear()
+        await self.db.close()
+
+    @property
+    def llm(self) -> LLMBackend:
+        if self._llm is None:
+            raise RuntimeError("the runtime is not started")
+        return self._llm
+
+    # -- turns -------------------------------------------------------------
+
+    def stream(self, turn: Turn) -> ReplyStream:
+        """The reply to ``turn`` as a stream of chunks (see :class:`ReplyStream`)."""
+        return ReplyStream(self, turn)
+
+    async def reply(self, turn: Turn) -> Reply:
+        """Run a turn to completion and return the stored reply."""
+        stream = self.stream(turn)
+        async for _ in stream:
+            pass
+        assert stream.reply is not None
+        return stream.reply
+
+    @asynccontextmanager
+    async def _conversation_lock(self, turn: Turn) -> AsyncIterator[None]:
+        key = (turn.persona_id, turn.user_id, turn.conversation)
+        lock, users = self._locks.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                self._locks.pop(key, None)
+
+    async def prompt_sections(self, turn: Turn, scopes: list[Scope]) -> list[PromptSection]:
+        """Gather the sections every plugin contributes for this turn."""
+        sections: list[PromptSection] = []
+        for plugin, result in await self.plugins.call(
+            "prompt_sections", turn=turn, scopes=scopes, runtime=self
+        ):
+            items = result if isinstance(result, list | tuple) else [result]
+            for item in items:
+                if isinstance(item, PromptSection):
+                    sections.append(item)
+                else:
+                    log.warning("plugin %r returned a non-PromptSection: %r", plugin, item)
+        return sections
+
+    def chat_request(self, card: PersonaCard, messages: list[Any]) -> ChatRequest:
+        """The LLM request for a persona: its own model and options, if it names them."""
+        settings = card.settings
+        return ChatRequest(messages=messages, model=settings.model, options=dict(settings.options))
+
+    async def _run_turn(self, turn: Turn, stream: ReplyStream) -> AsyncIterator[str]:
+        async with self._conversation_lock(turn):
+            card = await self.personas.get(turn.persona_id, viewer=turn.user_id)
+            scope = turn.scope
+            scopes = await self.personas.readable_scopes(card, scope)
+            history = await self.history.recent(
+                scope, turn.conversation, self.settings.memory.history_messages
+            )
+            sections = await self.prompt_sections(turn, scopes)
+            messages = build_messages(
+                card, user=turn.user_name, text=turn.text, history=history, sections=sections
+            )
+            chunks: list[str] = []
+            try:
+                async for chunk in self.llm.stream_chat(self.chat_request(card, messages)):
+                    chunks.append(chunk)
+                    yield chunk
+                text = "".join(chunks).strip()
+                if not text:
+                    raise LLMResponseError("The model returned an empty reply; try again.")
+            except BaseException:
+                self.turns_failed += 1
+                raise
+            asked, said = await self.history.append_exchange(
+                scope, turn.conversation, turn.text, text
+            )
+            reply = Reply(text, turn.persona_id, turn.conversation, asked, said)
+            stream.reply = reply
+            self.turns_completed += 1
+        self.background.spawn(
+            lambda: self.plugins.call("reply_complete", turn=turn, reply=reply, runtime=self),
+            name=f"reply_complete:{turn.persona_id}",
+        )
+
+    # -- the data contract -------------------------------------------------
+
+    async def export_user_data(self, user_id: int, persona_id: str | None = None) -> dict[str, Any]:
+        """Everything every plugin stores about a user (one persona, or all)."""
+        results = await self.plugins.call_strict(
+            "export_user_data", user_id=user_id, persona_id=persona_id, runtime=self
+        )
+        return {
+            "format": "personae.export/1",
+            "user_id": user_id,
+            "persona_id": persona_id,
+            "exported_at": datetime.now(UTC).isoformat(),
+            "plugins": {name: data for name, data in results},
+        }
+
+    async def forget_user(self, user_id: int, persona_id: str | None = None) -> dict[str, int]:
+        """Delete everything every plugin stores about a user (one persona, or all).
+        Background work in flight is finished first so it cannot write back
+        afterwards. Returns the count each plugin deleted."""
+        await self.background.drain(timeout=self.settings.runtime.shutdown_grace_seconds)
+        results = await self.plugins.call_strict(
+            "forget_user", user_id=user_id, persona_id=persona_id, runtime=self
+        )
+        return {name: int(count) for name, count in results}

@@ -1,0 +1,150 @@
+"""Settings: ``config/personae.toml`` (or ``--config`` / ``PERSONAE_CONFIG``) plus
+``PERSONAE_*`` environment variables, which win. Nested keys use ``__`` in the
+environment: ``PERSONAE_OLLAMA__HOST=http://gpu-box:11434``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from personae.core.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("config/personae.toml")
+
+
+class OllamaSettings(BaseModel):
+    """How to reach Ollama and which model to use by default."""
+
+    host: str = "http://127.0.0.1:11434"
+    model: str = "llama3.2"
+    embed_model: str | None = None
+    connect_timeout: float = Field(5.0, gt=0)
+    read_timeout: float = Field(120.0, gt=0)
+    retries: int = Field(3, ge=0, le=10)
+    retry_backoff: float = Field(0.5, ge=0)
+    keep_alive: str | float | None = "5m"
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Default model options, e.g. ``{num_ctx = 8192, temperature = 0.8}``."""
+
+
+class MemorySettings(BaseModel):
+    """How much remembered material reaches a prompt."""
+
+    recall_budget_tokens: int = Field(400, ge=0)
+    recall_max_items: int = Field(12, ge=0)
+    recall_candidates: int = Field(200, ge=1)
+    history_messages: int = Field(20, ge=0)
+
+
+class RuntimeSettings(BaseModel):
+    background_concurrency: int = Field(4, ge=1)
+    shutdown_grace_seconds: float = Field(30.0, ge=0)
+
+
+class Settings(BaseSettings):
+    """All of personae's settings. Build with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PERSONAE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    """``sqlite://path/to/file.db`` (default: ``<data_dir>/personae.db``) or
+    ``postgres://user@host:5432/db`` when several processes share the load."""
+    default_persona: str = "sage"
+    llm_backend: str = "ollama"
+    """The name of the registered LLM backend to use."""
+    persona_dirs: list[Path] = Field(default_factory=list)
+    """Extra folders of character cards (``*.json``/``*.png``) loaded as system personas."""
+    plugins: list[str] = Field(default_factory=list)
+    """Extra plugin modules to load by import path, besides entry points."""
+    disabled_plugins: list[str] = Field(default_factory=list)
+    """Plugin names (built-in or entry point) not to load."""
+    ollama: OllamaSettings = Field(default_factory=OllamaSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
+    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    plugin_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Per-plugin settings tables: ``[plugin_settings.profile]``."""
+
+    _config_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite://{self.data_dir / 'personae.db'}"
+        return self
+
+    @property
+    def db_url(self) -> str:
+        assert self.database_url is not None
+        return self.database_url
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _CONFIG_PATH.get("path")
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+_CONFIG_PATH: dict[str, Path | None] = {}
+
+
+def resolve_config_path(explicit: str | Path | None = None) -> Path | None:
+    """The settings file to read: explicit, else $PERSONAE_CONFIG, else
+    ``config/personae.toml`` when it exists in the working directory."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"Settings file {path} does not exist.")
+        return path
+    env = os.environ.get("PERSONAE_CONFIG")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise ConfigError(f"PERSONAE_CONFIG points at {path}, which does not exist.")
+        return path
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
+
+
+def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read settings from the file, the environment and ``overrides`` (highest first:
+    overrides, environment, file, defaults). Raises :class:`ConfigError` with the
+    offending keys when they are invalid."""
+    path = resolve_config_path(config)
+    _CONFIG_PATH["path"] = path
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        where = f" in {path}" if path else ""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"Invalid settings{where}: {problems}") from None
+    except ValueError as exc:  # e.g. TOML syntax errors
+        raise ConfigError(f"Cannot read settings file {path}: {exc}") from None
+    finally:
+        _CONFIG_PATH.pop("path", None)
+    settings._config_file = path
+    return settings

@@ -1,0 +1,1 @@
+"""personae's built-in plugins. Each uses only public hooks, as a third party would."""
