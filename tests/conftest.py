@@ -25,7 +25,10 @@ from personae.testing.fake_ollama import FakeOllama
 
 PG_ADMIN_URL = os.environ.get("PERSONAE_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
-TABLES = "users, identities, personas, conversations, messages, memory_items"
+TABLES = (
+    "users, identities, personas, conversations, messages, memory_items, memory_revisions, "
+    "follow_ups, api_tokens, web_sessions, link_codes"
+)
 
 
 def _with_database(url: str, name: str) -> str:

@@ -18,7 +18,7 @@ from personae.core.types import ChatMessage
 from personae.testing.fake_ollama import FakeChatRequest, FakeOllama, fake_embedding
 
 
-def settings(host: str, **overrides: Any) -> OllamaSettings:
+def fast_settings(host: str, **overrides: Any) -> OllamaSettings:
     """Settings with tiny timeouts and backoff so failure tests stay fast."""
     values: dict[str, Any] = {
         "host": host,
@@ -48,7 +48,7 @@ async def fake() -> AsyncIterator[FakeOllama]:
 
 @pytest.fixture
 async def backend(fake: FakeOllama) -> AsyncIterator[OllamaBackend]:
-    async with OllamaBackend(settings(fake.url)) as llm:
+    async with OllamaBackend(fast_settings(fake.url)) as llm:
         yield llm
 
 
@@ -61,7 +61,7 @@ async def collect(backend: OllamaBackend, request: ChatRequest, into: list[str])
 
 
 def test_backend_satisfies_the_llm_backend_protocol() -> None:
-    llm = OllamaBackend(OllamaSettings(model="qwen2.5"))
+    llm = OllamaBackend(fast_settings("http://127.0.0.1:11434", model="qwen2.5"))
     assert isinstance(llm, LLMBackend)
     assert llm.name == "ollama"
     assert llm.default_model == "qwen2.5"
@@ -80,7 +80,9 @@ async def test_default_fake_reply_echoes_the_last_user_message(backend: OllamaBa
 
 
 async def test_options_keep_alive_and_messages_reach_the_server(fake: FakeOllama) -> None:
-    config = settings(fake.url, options={"num_ctx": 8192, "temperature": 0.8}, keep_alive="10m")
+    config = fast_settings(
+        fake.url, options={"num_ctx": 8192, "temperature": 0.8}, keep_alive="10m"
+    )
     request = ChatRequest(
         messages=[ChatMessage("system", "Be brief."), ChatMessage("user", "Hi")],
         options={"temperature": 0.1},
@@ -125,7 +127,7 @@ async def test_chat_passes_json_format_string(fake: FakeOllama, backend: OllamaB
 
 
 async def test_embed_returns_one_deterministic_vector_per_text(fake: FakeOllama) -> None:
-    async with OllamaBackend(settings(fake.url, embed_model="nomic-embed-text")) as llm:
+    async with OllamaBackend(fast_settings(fake.url, embed_model="nomic-embed-text")) as llm:
         vectors = await llm.embed(["red apple", "green apple", "red apple"])
         assert await llm.embed([]) == []
     assert len(vectors) == 3
@@ -227,7 +229,7 @@ async def test_server_down_raises_llm_unavailable_after_retries(
 
     monkeypatch.setattr(httpx.AsyncClient, "send", counting_send)
     host = f"http://127.0.0.1:{free_port()}"
-    async with OllamaBackend(settings(host, retries=2)) as llm:
+    async with OllamaBackend(fast_settings(host, retries=2)) as llm:
         with pytest.raises(LLMUnavailable, match="ollama serve") as chatted:
             await llm.chat(ask())
         assert attempts == 3
@@ -242,7 +244,7 @@ async def test_server_down_raises_llm_unavailable_after_retries(
 
 async def test_connection_is_retried_until_the_server_comes_up() -> None:
     port = free_port()
-    config = settings(f"http://127.0.0.1:{port}", retries=6, retry_backoff=0.05)
+    config = fast_settings(f"http://127.0.0.1:{port}", retries=6, retry_backoff=0.05)
     async with OllamaBackend(config) as llm, FakeOllama(port=port) as fake:
         await fake.stop()
         reply = asyncio.create_task(llm.chat(ask("still there?")))

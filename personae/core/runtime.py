@@ -25,10 +25,12 @@ from personae.core.errors import LLMResponseError, StartupError
 from personae.core.llm.base import ChatRequest, LLMBackend
 from personae.core.personas import PersonaRegistry
 from personae.core.plugins import PluginManager, create_plugin_manager
+from personae.core.proactive import ProactiveHub
 from personae.core.prompt import build_messages
 from personae.core.settings import Settings
 from personae.core.types import PromptSection, Scope, Turn
 from personae.storage import Database, HistoryStore, MemoryStore, PersonaStore, UserStore
+from personae.storage.followups import FollowUpStore
 
 log = logging.getLogger("personae.runtime")
 
@@ -88,6 +90,8 @@ class Runtime:
         self.users = UserStore()
         self.history = HistoryStore()
         self.memory = MemoryStore()
+        self.followups = FollowUpStore()
+        self.proactive = ProactiveHub()
         self.personas = PersonaRegistry(PersonaStore())
         self.commands = CommandRegistry()
         self.background = BackgroundTasks(settings.runtime.background_concurrency)

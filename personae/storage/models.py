@@ -18,6 +18,10 @@ class User(Model):
     id = fields.IntField(primary_key=True)
     name = fields.CharField(max_length=100)
     is_admin = fields.BooleanField(default=False)
+    username = fields.CharField(max_length=64, unique=True, null=True)
+    """Login name for the web service; None for users known only from a platform."""
+    password_hash = fields.CharField(max_length=255, null=True)
+    current_persona = fields.CharField(max_length=64, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     identities: fields.ReverseRelation[Identity]
@@ -108,9 +112,106 @@ class MemoryItem(Model):
     text = fields.TextField()
     confidence = fields.FloatField(default=0.8)
     source_message_ids = fields.JSONField(default=list)
+    uses = fields.IntField(default=0)
+    """How often the item reached a prompt; eviction drops the least useful first."""
+    last_used_at = fields.DatetimeField(null=True)
+    embedding = fields.JSONField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:
         table = "memory_items"
         indexes = (Index(fields=("persona_id", "user_id", "updated_at")),)
+
+
+class MemoryRevision(Model):
+    """A change to a memory item: its text before and after, and the message
+    that caused it. Retired (contradicted) items live on here."""
+
+    id = fields.BigIntField(primary_key=True)
+    item_id = fields.BigIntField()
+    persona_id = fields.CharField(max_length=64)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "personae.User", related_name="memory_revisions", on_delete=fields.CASCADE
+    )
+    action = fields.CharField(max_length=16)  # "update" | "retire" | "delete"
+    kind = fields.CharField(max_length=32)
+    old_text = fields.TextField()
+    new_text = fields.TextField(null=True)
+    message_id = fields.BigIntField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "memory_revisions"
+        indexes = (Index(fields=("persona_id", "user_id", "created_at")),)
+
+
+class FollowUp(Model):
+    """A curiosity follow-up question a persona wants to ask a user."""
+
+    id = fields.BigIntField(primary_key=True)
+    persona_id = fields.CharField(max_length=64)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "personae.User", related_name="follow_ups", on_delete=fields.CASCADE
+    )
+    conversation = fields.CharField(max_length=191)
+    platform = fields.CharField(max_length=32)
+    topic = fields.CharField(max_length=200)
+    question = fields.TextField()
+    status = fields.CharField(max_length=16, default="pending")  # pending|sent|cancelled
+    due_at = fields.DatetimeField()
+    sent_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "follow_ups"
+        indexes = (
+            Index(fields=("persona_id", "user_id", "created_at")),
+            Index(fields=("status", "due_at")),
+        )
+
+
+class ApiToken(Model):
+    """A bearer token a user created for API clients. Only its hash is stored."""
+
+    id = fields.IntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "personae.User", related_name="api_tokens", on_delete=fields.CASCADE
+    )
+    name = fields.CharField(max_length=100)
+    token_hash = fields.CharField(max_length=64, unique=True)
+    prefix = fields.CharField(max_length=16)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    last_used_at = fields.DatetimeField(null=True)
+    revoked_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "api_tokens"
+
+
+class WebSession(Model):
+    """A browser login session. Only the cookie value's hash is stored."""
+
+    id = fields.CharField(max_length=64, primary_key=True)  # sha256 of the cookie value
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "personae.User", related_name="web_sessions", on_delete=fields.CASCADE
+    )
+    csrf_token = fields.CharField(max_length=64)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    expires_at = fields.DatetimeField()
+
+    class Meta:
+        table = "web_sessions"
+
+
+class LinkCode(Model):
+    """A one-time code that links a platform identity to a web account."""
+
+    code_hash = fields.CharField(max_length=64, primary_key=True)
+    platform = fields.CharField(max_length=32)
+    external_id = fields.CharField(max_length=191)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    expires_at = fields.DatetimeField()
+
+    class Meta:
+        table = "link_codes"

@@ -164,7 +164,8 @@ class FakeOllama:
         return f"http://127.0.0.1:{self._port}"
 
     async def start(self) -> None:
-        """Listen on 127.0.0.1 (on a free port unless one was given)."""
+        """Listen on 127.0.0.1: on the given port, else a free one; a restart after
+        :meth:`stop` reuses the port, like a restarted Ollama."""
         app = web.Application()
         for path, handler in [("/", self._root), ("/api/version", self._version)]:
             app.router.add_get(path, handler)
@@ -178,12 +179,12 @@ class FakeOllama:
             app, access_log=None, handler_cancellation=True, shutdown_timeout=0.1
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self._requested_port)
+        site = web.TCPSite(self._runner, "127.0.0.1", self._port or self._requested_port)
         await site.start()
         self._port = int(self._runner.addresses[0][1])
 
     async def stop(self) -> None:
-        """Stop listening and drop open connections."""
+        """Stop listening and drop open connections; :attr:`url` stays valid."""
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -69,6 +69,16 @@ def is_connect_error(exc: BaseException) -> bool:
     )
 
 
+def _require_model(name: str) -> str:
+    if not name.strip():
+        raise ModelNotFound(
+            "No model is configured — set ollama.model (PERSONAE_OLLAMA__MODEL), "
+            "e.g. `llama3.2`, and pull it with `ollama pull llama3.2`.",
+            model=name,
+        )
+    return name
+
+
 class OllamaBackend:
     """An :class:`~personae.core.llm.base.LLMBackend` talking to one Ollama server.
 
@@ -132,9 +142,11 @@ class OllamaBackend:
     # -- LLMBackend ------------------------------------------------------------------
 
     def _chat_kwargs(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        if isinstance(request.format, str) and request.format not in ("", "json"):
+            raise ValueError(f"format must be a JSON schema or 'json', not {request.format!r}")
         options = {**self.settings.options, **request.options}
         return {
-            "model": request.model or self.default_model,
+            "model": _require_model(request.model or self.default_model),
             "messages": [message.as_dict() for message in request.messages],
             "stream": stream,
             "options": options or None,
@@ -186,7 +198,7 @@ class OllamaBackend:
         if not texts:
             return []
         client = self.client()
-        name = model or self.settings.embed_model or self.settings.model
+        name = _require_model(model or self.settings.embed_model or self.settings.model)
         keep_alive = self.settings.keep_alive
 
         async def call() -> list[list[float]]:
@@ -317,6 +329,13 @@ class OllamaBackend:
                 "still be loading or the machine is busy; raise ollama.read_timeout "
                 "(PERSONAE_OLLAMA__READ_TIMEOUT)."
             )
+        if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+            return LLMUnavailable(
+                f"ollama.host {host!r} is not a usable URL ({exc}) — set ollama.host / "
+                "PERSONAE_OLLAMA__HOST, e.g. http://127.0.0.1:11434."
+            )
+        if isinstance(exc, pydantic.ValidationError) and exc.title.endswith("Request"):
+            return LLMResponseError(f"The request for Ollama is invalid: {exc}")
         if isinstance(exc, json.JSONDecodeError | pydantic.ValidationError | UnicodeDecodeError):
             detail = f"malformed data from the server ({exc.__class__.__name__}: {exc})"
             if phase == "request":
