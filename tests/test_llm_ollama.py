@@ -243,14 +243,31 @@ async def test_server_down_raises_llm_unavailable_after_retries(
 
 
 async def test_connection_is_retried_until_the_server_comes_up() -> None:
-    port = free_port()
-    config = fast_settings(f"http://127.0.0.1:{port}", retries=6, retry_backoff=0.05)
-    async with OllamaBackend(config) as llm, FakeOllama(port=port) as fake:
-        await fake.stop()
-        reply = asyncio.create_task(llm.chat(ask("still there?")))
-        await asyncio.sleep(0.1)
-        await fake.start()
-        assert await reply == "You said: still there?"
+    async with FakeOllama(port=free_port()) as fake:
+        config = fast_settings(fake.url, retries=6, retry_backoff=0.05)
+        async with OllamaBackend(config) as llm:
+            await fake.stop()
+            reply = asyncio.create_task(llm.chat(ask("still there?")))
+            await asyncio.sleep(0.1)
+            await fake.start()  # same port again
+            assert await reply == "You said: still there?"
+    assert len(fake.requests_to("/api/chat")) == 1
+
+
+@pytest.mark.parametrize("host", ["ftp://127.0.0.1:1", "http://[::1"])
+async def test_unusable_host_raises_llm_unavailable_naming_the_setting(host: str) -> None:
+    async with OllamaBackend(fast_settings(host)) as llm:
+        with pytest.raises(LLMUnavailable, match="PERSONAE_OLLAMA__HOST"):
+            await llm.chat(ask())
+
+
+async def test_empty_model_setting_raises_model_not_found_naming_the_setting(
+    fake: FakeOllama,
+) -> None:
+    async with OllamaBackend(fast_settings(fake.url, model="")) as llm:
+        with pytest.raises(ModelNotFound, match=r"ollama\.model"):
+            await llm.chat(ask())
+    assert fake.requests == []
 
 
 def test_connect_timeouts_and_refusals_count_as_connection_errors() -> None:

@@ -11,6 +11,7 @@ import colorsys
 import hashlib
 import io
 from collections.abc import Collection, Mapping
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from PIL.PngImagePlugin import PngInfo
@@ -61,7 +62,7 @@ def read_text_chunks(data: bytes, keys: Collection[str]) -> dict[str, str]:
         ) from error
 
 
-def _pick(info: Mapping[object, object], wanted: set[str]) -> dict[str, str]:
+def _pick(info: Mapping[Any, Any], wanted: set[str]) -> dict[str, str]:
     return {
         key.lower(): str(value)
         for key, value in info.items()

@@ -17,20 +17,12 @@ import copy
 import hashlib
 import json
 import logging
-import os
 import re
 import unicodedata
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from personae.core import card_png
 from personae.core.errors import CardError
@@ -38,37 +30,25 @@ from personae.core.errors import CardError
 log = logging.getLogger(__name__)
 
 MAX_CARD_BYTES = 20 * 1024 * 1024
-SPEC_V2 = "chara_card_v2"
-SPEC_V3 = "chara_card_v3"
+Spec = Literal["chara_card_v2", "chara_card_v3"]
+SPEC_V2: Spec = "chara_card_v2"
+SPEC_V3: Spec = "chara_card_v3"
 EXTENSION_KEY = "personae"
 """The key under ``data.extensions`` that holds :class:`PersonaSettings` and the id."""
 
 _ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-_PROMPT_FIELDS = (
-    "name",
-    "description",
-    "personality",
-    "scenario",
-    "first_mes",
-    "mes_example",
-    "creator_notes",
-    "system_prompt",
-    "post_history_instructions",
-)
+_V1_FIELDS = ("name", "description", "personality", "scenario", "first_mes", "mes_example")
+_PROMPT_FIELDS = (*_V1_FIELDS, "creator_notes", "system_prompt", "post_history_instructions")
 _TEXT_FIELDS = (*_PROMPT_FIELDS, "creator", "character_version")
 _LIST_FIELDS = ("alternate_greetings", "tags", "group_only_greetings")
 _DATA_FIELDS = frozenset({*_TEXT_FIELDS, *_LIST_FIELDS, "nickname", "character_book", "extensions"})
 _V3_ONLY = frozenset(
     {"creator_notes_multilingual", "source", "creation_date", "modification_date", "assets"}
 )
-_V1_FIELDS = ("name", "description", "personality", "scenario", "first_mes", "mes_example")
-_V1_ALIASES = {
-    "char_name": "name",
-    "char_persona": "description",
-    "world_scenario": "scenario",
-    "char_greeting": "first_mes",
-    "example_dialogue": "mes_example",
-}
+_V1_ALIASES = {  # Pygmalion/TavernAI names for the V1 fields
+    "char_name": "name", "char_persona": "description", "world_scenario": "scenario",
+    "char_greeting": "first_mes", "example_dialogue": "mes_example",
+}  # fmt: skip
 
 
 class PersonaSettings(BaseModel):
@@ -120,7 +100,7 @@ class PersonaCard(BaseModel):
     character_version: str = ""
     extensions: dict[str, Any] = Field(default_factory=dict)
     extra_fields: dict[str, Any] = Field(default_factory=dict)
-    spec: Literal["chara_card_v2", "chara_card_v3"] = SPEC_V2
+    spec: Spec = SPEC_V2
     spec_version: str = "2.0"
 
     @model_validator(mode="before")
@@ -326,7 +306,7 @@ def _card_from_document(document: dict[str, Any]) -> PersonaCard:
     )
 
 
-def _build(data: dict[str, Any], *, spec: str, spec_version: str, legacy: bool) -> PersonaCard:
+def _build(data: dict[str, Any], *, spec: Spec, spec_version: str, legacy: bool) -> PersonaCard:
     if legacy:
         data = {**{_V1_ALIASES[k]: v for k, v in data.items() if k in _V1_ALIASES}, **data}
         data = {key: data[key] for key in _V1_FIELDS if key in data}
@@ -368,7 +348,7 @@ def _kind(value: object) -> str:
 # --- writing -------------------------------------------------------------------------
 
 
-def card_to_dict(card: PersonaCard, spec: str | None = None) -> dict[str, Any]:
+def card_to_dict(card: PersonaCard, spec: Spec | None = None) -> dict[str, Any]:
     """The card as a V2 or V3 document (default: the spec it was read as). The
     persona id is written to ``extensions.personae.id``; all other extension keys are
     written back unchanged."""
@@ -402,7 +382,7 @@ def card_to_dict(card: PersonaCard, spec: str | None = None) -> dict[str, Any]:
     return {"spec": target, "spec_version": version, "data": data}
 
 
-def dump_card_json(card: PersonaCard, spec: str | None = None) -> bytes:
+def dump_card_json(card: PersonaCard, spec: Spec | None = None) -> bytes:
     """The card as indented UTF-8 JSON."""
     return _dumps(card_to_dict(card, spec), indent=2) + b"\n"
 
@@ -448,7 +428,7 @@ def save_card(card: PersonaCard, path: Path, *, image: bytes | None = None) -> N
     temporary = path.with_name(f".{path.name}.tmp")
     try:
         temporary.write_bytes(payload)
-        os.replace(temporary, path)
+        temporary.replace(path)
     except OSError as error:
         temporary.unlink(missing_ok=True)
         raise CardError(f"Cannot write {path}: {error.strerror or error}.") from None

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from personae.core.background import BackgroundTasks
+from personae.core.clock import Clock
 from personae.core.cards import PersonaCard
 from personae.core.commands import CommandRegistry
 from personae.core.errors import LLMResponseError, StartupError
@@ -81,8 +82,10 @@ class Runtime:
         *,
         plugins: PluginManager | None = None,
         load_entry_points: bool = True,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
+        self.clock = clock or Clock()
         self.plugins = plugins or create_plugin_manager(
             settings, load_entry_points=load_entry_points
         )

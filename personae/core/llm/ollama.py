@@ -110,7 +110,10 @@ class OllamaBackend:
                     write=s.read_timeout,
                     pool=s.read_timeout,
                 )
-                client = AsyncClient(host=s.host, timeout=timeout)
+                try:
+                    client = AsyncClient(host=s.host, timeout=timeout)
+                except (ValueError, httpx.InvalidURL) as exc:
+                    raise self._bad_host(exc) from exc
                 self._clients[loop] = client
             return client
 
@@ -287,6 +290,12 @@ class OllamaBackend:
             wait,
         )
 
+    def _bad_host(self, exc: Exception) -> LLMUnavailable:
+        return LLMUnavailable(
+            f"ollama.host {self.settings.host!r} is not a usable URL ({exc}) — set "
+            "ollama.host / PERSONAE_OLLAMA__HOST, e.g. http://127.0.0.1:11434."
+        )
+
     def _map_error(self, exc: Exception, *, model: str | None, phase: Phase) -> LLMError:
         """Turn anything the client raised into an LLMError a user can act on."""
         host = self.settings.host
@@ -330,10 +339,7 @@ class OllamaBackend:
                 "(PERSONAE_OLLAMA__READ_TIMEOUT)."
             )
         if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-            return LLMUnavailable(
-                f"ollama.host {host!r} is not a usable URL ({exc}) — set ollama.host / "
-                "PERSONAE_OLLAMA__HOST, e.g. http://127.0.0.1:11434."
-            )
+            return self._bad_host(exc)
         if isinstance(exc, pydantic.ValidationError) and exc.title.endswith("Request"):
             return LLMResponseError(f"The request for Ollama is invalid: {exc}")
         if isinstance(exc, json.JSONDecodeError | pydantic.ValidationError | UnicodeDecodeError):
