@@ -54,7 +54,8 @@ def main_options(
 def settings() -> Settings:
     if "settings" not in _state:
         _state["settings"] = load_settings(_state.get("config"))
-    return _state["settings"]  # type: ignore[no-any-return]
+    loaded: Settings = _state["settings"]
+    return loaded
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

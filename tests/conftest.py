@@ -83,9 +83,7 @@ async def fake_ollama() -> AsyncIterator[FakeOllama]:
 def make_settings(tmp_path: Path, fake: FakeOllama, db_url: str, **overrides: Any) -> Settings:
     ollama = {"host": fake.url, "read_timeout": 5.0, "retries": 1, "retry_backoff": 0.01}
     ollama.update(overrides.pop("ollama", {}))
-    return Settings(
-        data_dir=tmp_path / "data", database_url=db_url, ollama=ollama, **overrides
-    )
+    return Settings(data_dir=tmp_path / "data", database_url=db_url, ollama=ollama, **overrides)
 
 
 @pytest.fixture

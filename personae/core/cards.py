@@ -274,8 +274,9 @@ def read_png_card(data: bytes) -> PersonaCard:
         try:
             return parse_card_json(_decode_base64(chunks[key], key))
         except CardError as error:
-            log.warning("ignoring unreadable %r chunk in card PNG: %s", key, error)
             problems.append(f"'{key}' chunk: {error}")
+            if key == "ccv3" and "chara" in chunks:
+                log.warning("card PNG: unreadable 'ccv3' chunk (%s); using 'chara'", error)
     raise CardError("The card data in this PNG is corrupt. " + " ".join(problems))
 
 

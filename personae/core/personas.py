@@ -8,6 +8,7 @@ visible only to that user unless shared.
 
 from __future__ import annotations
 
+import builtins
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +107,7 @@ class PersonaRegistry:
     def has_system(self, persona_id: str) -> bool:
         return persona_id in self._system
 
-    async def readable_scopes(self, card: PersonaCard, scope: Scope) -> list[Scope]:
+    async def readable_scopes(self, card: PersonaCard, scope: Scope) -> builtins.list[Scope]:
         """The scopes a turn of ``card`` in ``scope`` may read: its own, then those
         of the personas in the same sharing group. Always the same user."""
         group = card.settings.sharing_group

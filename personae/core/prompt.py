@@ -80,8 +80,10 @@ def build_messages(
     """The full message list sent to the LLM for one turn."""
     messages = [ChatMessage("system", system_prompt(card, sections, user=user))]
     for message in history:
-        role = "assistant" if message.role == "assistant" else "user"
-        messages.append(ChatMessage(role, message.content))
+        if message.role == "assistant":
+            messages.append(ChatMessage("assistant", message.content))
+        else:
+            messages.append(ChatMessage("user", message.content))
     if card.post_history_instructions:
         rendered = render_macros(card.post_history_instructions, char=card.name, user=user)
         messages.append(ChatMessage("system", rendered.strip()))

@@ -17,6 +17,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from personae.adapters.web.settings import WebSettings
 from personae.core.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("config/personae.toml")
@@ -73,9 +74,10 @@ class Settings(BaseSettings):
     """Extra plugin modules to load by import path, besides entry points."""
     disabled_plugins: list[str] = Field(default_factory=list)
     """Plugin names (built-in or entry point) not to load."""
-    ollama: OllamaSettings = Field(default_factory=OllamaSettings)
-    memory: MemorySettings = Field(default_factory=MemorySettings)
-    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    ollama: OllamaSettings = Field(default_factory=lambda: OllamaSettings())
+    memory: MemorySettings = Field(default_factory=lambda: MemorySettings())
+    runtime: RuntimeSettings = Field(default_factory=lambda: RuntimeSettings())
+    web: WebSettings = Field(default_factory=lambda: WebSettings())
     plugin_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Per-plugin settings tables: ``[plugin_settings.profile]``."""
 

@@ -7,6 +7,8 @@ through the scoped stores in :mod:`personae.storage.stores`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
@@ -54,7 +56,7 @@ class Persona(Model):
     owner: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
         "personae.User", related_name="personas", null=True, on_delete=fields.CASCADE
     )
-    card = fields.JSONField()
+    card: dict[str, Any] = fields.JSONField()
     shared = fields.BooleanField(default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
@@ -111,11 +113,11 @@ class MemoryItem(Model):
     kind = fields.CharField(max_length=32, default="fact")
     text = fields.TextField()
     confidence = fields.FloatField(default=0.8)
-    source_message_ids = fields.JSONField(default=list)
+    source_message_ids: list[int] = fields.JSONField(default=list)
     uses = fields.IntField(default=0)
     """How often the item reached a prompt; eviction drops the least useful first."""
     last_used_at = fields.DatetimeField(null=True)
-    embedding = fields.JSONField(null=True)
+    embedding: list[float] | None = fields.JSONField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

@@ -24,7 +24,7 @@ class UserStore:
         for _ in range(3):
             identity = await Identity.get_or_none(platform=platform, external_id=external_id)
             if identity is not None:
-                return identity.user_id  # type: ignore[attr-defined, no-any-return]
+                return identity.user_id  # type: ignore[attr-defined]
             try:
                 async with in_transaction() as conn:
                     user = await User.create(name=(name or external_id)[:100], using_db=conn)

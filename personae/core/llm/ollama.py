@@ -70,6 +70,7 @@ def is_connect_error(exc: BaseException) -> bool:
 
 
 def _require_model(name: str) -> str:
+    """Return ``name``, or raise ModelNotFound when no model is configured at all."""
     if not name.strip():
         raise ModelNotFound(
             "No model is configured — set ollama.model (PERSONAE_OLLAMA__MODEL), "
@@ -281,6 +282,7 @@ class OllamaBackend:
         raise AssertionError("unreachable: tenacity either returns or re-raises")
 
     def _log_retry(self, state: RetryCallState) -> None:
+        """Log each retry of a failed connection at WARNING."""
         wait = state.next_action.sleep if state.next_action else 0.0
         log.warning(
             "Ollama at %s is not reachable (attempt %d of %d); retrying in %.2fs",
@@ -291,6 +293,7 @@ class OllamaBackend:
         )
 
     def _bad_host(self, exc: Exception) -> LLMUnavailable:
+        """The error for an ``ollama.host`` that is not a usable URL."""
         return LLMUnavailable(
             f"ollama.host {self.settings.host!r} is not a usable URL ({exc}) — set "
             "ollama.host / PERSONAE_OLLAMA__HOST, e.g. http://127.0.0.1:11434."

@@ -1,0 +1,1 @@
+"""The persona runtime: settings, errors, hooks, plugins, cards, prompts, LLM backends."""

@@ -1,0 +1,131 @@
+"""The scoped stores, on SQLite and PostgreSQL: every read and write stays in its scope."""
+
+from __future__ import annotations
+
+import asyncio
+
+from personae.core.runtime import Runtime
+from personae.core.types import Scope
+from personae.storage.models import Identity, User
+
+
+async def test_memory_written_in_one_scope_is_invisible_from_every_other(runtime: Runtime) -> None:
+    alice = await runtime.users.resolve("cli", "alice")
+    bob = await runtime.users.resolve("cli", "bob")
+    await runtime.memory.add(Scope("sage", alice), "Alice keeps bees")
+    assert [i.text for i in await runtime.memory.list(Scope("sage", alice))] == ["Alice keeps bees"]
+    assert await runtime.memory.list(Scope("scav", alice)) == []
+    assert await runtime.memory.list(Scope("sage", bob)) == []
+    assert await runtime.memory.recall([Scope("scav", alice)], "bees") == []
+
+
+async def test_an_item_cannot_be_read_changed_or_deleted_through_another_scope(
+    runtime: Runtime,
+) -> None:
+    alice = await runtime.users.resolve("cli", "alice")
+    bob = await runtime.users.resolve("cli", "bob")
+    item = await runtime.memory.add(Scope("sage", alice), "Alice is allergic to cats")
+    for intruder in (Scope("sage", bob), Scope("scav", alice)):
+        assert await runtime.memory.get(intruder, item.id) is None
+        assert await runtime.memory.update(intruder, item.id, text="hacked") is None
+        assert await runtime.memory.delete(intruder, item.id) is False
+    stored = await runtime.memory.get(Scope("sage", alice), item.id)
+    assert stored is not None and stored.text == "Alice is allergic to cats"
+
+
+async def test_recall_prefers_items_that_match_the_message(runtime: Runtime) -> None:
+    user = await runtime.users.resolve("cli", "carol")
+    scope = Scope("sage", user)
+    await runtime.memory.add(scope, "Carol plays the cello in an orchestra")
+    await runtime.memory.add(scope, "Carol's favourite food is ramen")
+    await runtime.memory.add(scope, "Carol lives in Lisbon")
+    recalled = await runtime.memory.recall([scope], "What should I cook? I love ramen", max_items=1)
+    assert [i.text for i in recalled] == ["Carol's favourite food is ramen"]
+
+
+async def test_recall_stays_within_its_token_budget(runtime: Runtime) -> None:
+    user = await runtime.users.resolve("cli", "dave")
+    scope = Scope("sage", user)
+    for n in range(20):
+        await runtime.memory.add(scope, f"Dave fact number {n} " + "x" * 80)
+    recalled = await runtime.memory.recall([scope], "fact", budget_tokens=100, max_items=50)
+    assert 1 <= len(recalled) <= 4
+    assert sum((len(i.text) + 3) // 4 for i in recalled) <= 100
+
+
+async def test_history_is_kept_per_persona_user_and_conversation(runtime: Runtime) -> None:
+    alice = await runtime.users.resolve("cli", "alice")
+    await runtime.history.append_exchange(Scope("sage", alice), "c1", "hi sage", "hello")
+    await runtime.history.append_exchange(Scope("scav", alice), "c1", "hi scav", "eh?")
+    await runtime.history.append_exchange(Scope("sage", alice), "c2", "other thread", "yes")
+    sage_c1 = await runtime.history.recent(Scope("sage", alice), "c1", 10)
+    assert [m.content for m in sage_c1] == ["hi sage", "hello"]
+    assert [m.content for m in await runtime.history.recent(Scope("scav", alice), "c1", 10)] == [
+        "hi scav",
+        "eh?",
+    ]
+
+
+async def test_history_pages_backwards_by_message_id(runtime: Runtime) -> None:
+    user = await runtime.users.resolve("cli", "erin")
+    scope = Scope("sage", user)
+    for n in range(5):
+        await runtime.history.append_exchange(scope, "c", f"q{n}", f"a{n}")
+    last = await runtime.history.page(scope, "c", limit=4)
+    assert [m.content for m in last] == ["q3", "a3", "q4", "a4"]
+    earlier = await runtime.history.page(scope, "c", before=last[0].id, limit=4)
+    assert [m.content for m in earlier] == ["q1", "a1", "q2", "a2"]
+
+
+async def test_clearing_a_conversation_leaves_the_others(runtime: Runtime) -> None:
+    user = await runtime.users.resolve("cli", "fay")
+    scope = Scope("sage", user)
+    await runtime.history.append_exchange(scope, "a", "1", "2")
+    await runtime.history.append_exchange(scope, "b", "3", "4")
+    assert await runtime.history.clear(scope, "a") == 2
+    assert await runtime.history.recent(scope, "a", 10) == []
+    assert len(await runtime.history.recent(scope, "b", 10)) == 2
+
+
+async def test_concurrent_first_messages_from_one_identity_create_one_user(
+    runtime: Runtime,
+) -> None:
+    ids = await asyncio.gather(*(runtime.users.resolve("discord", "42", "Zed") for _ in range(10)))
+    assert len(set(ids)) == 1
+    assert await User.all().count() == 1
+    assert await Identity.filter(platform="discord", external_id="42").count() == 1
+
+
+async def test_concurrent_exchanges_in_one_new_conversation_lose_nothing(
+    runtime: Runtime,
+) -> None:
+    user = await runtime.users.resolve("cli", "gus")
+    scope = Scope("sage", user)
+    await asyncio.gather(
+        *(runtime.history.append_exchange(scope, "new", f"q{n}", f"a{n}") for n in range(10))
+    )
+    stored = await runtime.history.recent(scope, "new", 100)
+    assert len(stored) == 20
+    assert {m.content for m in stored if m.role == "user"} == {f"q{n}" for n in range(10)}
+
+
+async def test_forget_one_persona_keeps_the_others(runtime: Runtime) -> None:
+    user = await runtime.users.resolve("cli", "hal")
+    await runtime.memory.add(Scope("sage", user), "sage knows this")
+    await runtime.memory.add(Scope("scav", user), "scav knows this")
+    await runtime.history.append_exchange(Scope("sage", user), "c", "a", "b")
+    counts = await runtime.forget_user(user, "sage")
+    assert counts["profile"] == 1 and counts["history"] == 2
+    assert await runtime.memory.list(Scope("sage", user)) == []
+    assert [i.text for i in await runtime.memory.list(Scope("scav", user))] == ["scav knows this"]
+
+
+async def test_export_gathers_every_plugins_data_under_its_name(runtime: Runtime) -> None:
+    user = await runtime.users.resolve("cli", "ivy")
+    await runtime.memory.add(Scope("sage", user), "Ivy collects stamps")
+    await runtime.history.append_exchange(Scope("sage", user), "c", "hello", "hi")
+    data = await runtime.export_user_data(user)
+    assert data["user_id"] == user
+    assert [i["text"] for i in data["plugins"]["profile"]] == ["Ivy collects stamps"]
+    messages = data["plugins"]["history"][0]["messages"]
+    assert [m["content"] for m in messages] == ["hello", "hi"]
