@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from personae.core.background import BackgroundTasks
-from personae.core.clock import Clock
 from personae.core.cards import PersonaCard
+from personae.core.clock import Clock
 from personae.core.commands import CommandRegistry
 from personae.core.errors import LLMResponseError, StartupError
 from personae.core.llm.base import ChatRequest, LLMBackend
