@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from personae.core.runtime import Runtime
 from personae.core.types import Scope
 from personae.storage.models import Identity, User
@@ -129,3 +131,27 @@ async def test_export_gathers_every_plugins_data_under_its_name(runtime: Runtime
     assert [i["text"] for i in data["plugins"]["profile"]] == ["Ivy collects stamps"]
     messages = data["plugins"]["history"][0]["messages"]
     assert [m["content"] for m in messages] == ["hello", "hi"]
+
+
+async def test_plugin_state_is_kept_per_scope_and_plugin(runtime: Runtime) -> None:
+    user = await runtime.users.resolve("cli", "jo")
+    sage, scav = Scope("sage", user), Scope("scav", user)
+    await runtime.plugin_state.set(sage, "mood", "level", 3)
+    await runtime.plugin_state.set(sage, "mood", "level", 4)
+    await asyncio.gather(*(runtime.plugin_state.set(scav, "mood", "level", n) for n in range(5)))
+    assert await runtime.plugin_state.get(sage, "mood", "level") == 4
+    assert await runtime.plugin_state.get(sage, "other", "level") is None
+    assert await runtime.plugin_state.get(scav, "mood", "level") in range(5)
+    assert await runtime.plugin_state.forget(user, "sage", "mood") == 1
+    assert await runtime.plugin_state.items(sage, "mood") == {}
+    assert list(await runtime.plugin_state.items(scav, "mood")) == ["level"]
+
+
+async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(runtime: Runtime) -> None:
+    if not runtime.db.is_sqlite:
+        pytest.skip("SQLite only")
+    from tortoise import Tortoise
+
+    conn = Tortoise.get_connection("default")
+    assert (await conn.execute_query_dict("PRAGMA journal_mode"))[0]["journal_mode"] == "wal"
+    assert (await conn.execute_query_dict("PRAGMA busy_timeout"))[0]["timeout"] >= 5000

@@ -32,6 +32,7 @@ from personae.core.settings import Settings
 from personae.core.types import PromptSection, Scope, Turn
 from personae.storage import Database, HistoryStore, MemoryStore, PersonaStore, UserStore
 from personae.storage.followups import FollowUpStore
+from personae.storage.plugin_state import PluginStateStore
 
 log = logging.getLogger("personae.runtime")
 
@@ -94,6 +95,7 @@ class Runtime:
         self.history = HistoryStore()
         self.memory = MemoryStore()
         self.followups = FollowUpStore()
+        self.plugin_state = PluginStateStore()
         self.proactive = ProactiveHub()
         self.personas = PersonaRegistry(PersonaStore())
         self.commands = CommandRegistry()

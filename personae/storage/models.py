@@ -217,3 +217,21 @@ class LinkCode(Model):
 
     class Meta:
         table = "link_codes"
+
+
+class PluginState(Model):
+    """A small JSON value a plugin keeps per scope (``runtime.plugin_state``)."""
+
+    id = fields.BigIntField(primary_key=True)
+    plugin = fields.CharField(max_length=64)
+    persona_id = fields.CharField(max_length=64)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "personae.User", related_name="plugin_state", on_delete=fields.CASCADE
+    )
+    key = fields.CharField(max_length=100)
+    value: Any = fields.JSONField()
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "plugin_state"
+        unique_together = (("persona_id", "user_id", "plugin", "key"),)
