@@ -235,3 +235,38 @@ class PluginState(Model):
     class Meta:
         table = "plugin_state"
         unique_together = (("persona_id", "user_id", "plugin", "key"),)
+
+
+class VoiceSample(Model):
+    """A voice sample a persona's owner uploaded (the file lives under the data dir)."""
+
+    id = fields.IntField(primary_key=True)
+    owner: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "personae.User", related_name="voice_samples", on_delete=fields.CASCADE
+    )
+    persona_id = fields.CharField(max_length=64)
+    filename = fields.CharField(max_length=128)  # random name under <data_dir>/voices
+    content_type = fields.CharField(max_length=64)
+    size = fields.IntField()
+    duration = fields.FloatField()
+    cloned_voice_id = fields.CharField(max_length=128, null=True)  # e.g. an ElevenLabs id
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "voice_samples"
+        indexes = (Index(fields=("persona_id", "owner_id")),)
+
+
+class VoiceUsage(Model):
+    """Seconds of speech synthesised for a user on one day (for the daily quota)."""
+
+    id = fields.IntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "personae.User", related_name="voice_usage", on_delete=fields.CASCADE
+    )
+    day = fields.DateField()
+    seconds = fields.FloatField(default=0.0)
+
+    class Meta:
+        table = "voice_usage"
+        unique_together = (("user_id", "day"),)
