@@ -21,7 +21,7 @@ import pytest
 
 from personae.core.runtime import Runtime
 from personae.core.settings import Settings
-from personae.testing.fake_ollama import FakeOllama
+from personae.testing.fake_ollama import FakeOllama, RecordedRequest
 
 PG_ADMIN_URL = os.environ.get("PERSONAE_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -78,6 +78,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 async def fake_ollama() -> AsyncIterator[FakeOllama]:
     async with FakeOllama() as fake:
         yield fake
+
+
+def reply_prompts(fake: FakeOllama) -> list[RecordedRequest]:
+    """The persona-reply chat requests the fake received (not the structured-output
+    calls plugins make in the background, e.g. profile extraction)."""
+    return [r for r in fake.requests_to("/api/chat") if not r.json.get("format")]
 
 
 def make_settings(tmp_path: Path, fake: FakeOllama, db_url: str, **overrides: Any) -> Settings:

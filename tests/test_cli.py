@@ -13,6 +13,7 @@ import pytest
 
 from personae.core.cards import load_card
 from personae.testing.fake_ollama import FakeOllama
+from tests.conftest import reply_prompts
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ async def test_chat_streams_a_reply_and_remembers_the_conversation(
     code, out, _ = await personae(
         workdir, fake_ollama.url, "chat", "-p", "sage", stdin="and again\n"
     )
-    prompt = fake_ollama.requests_to("/api/chat")[-1].json["messages"]
+    prompt = reply_prompts(fake_ollama)[-1].json["messages"]
     assert [m["content"] for m in prompt[-3:]] == [
         "hello there",
         "Well met, traveller.",

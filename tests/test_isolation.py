@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from personae.core.runtime import Runtime
 from personae.core.types import Scope, Turn
 from personae.testing.fake_ollama import FakeChatRequest, FakeOllama
-from tests.conftest import make_settings
+from tests.conftest import make_settings, reply_prompts
 
 PERSONAS = ("iso-a", "iso-b", "iso-c")
 USERS = 3
@@ -32,7 +32,9 @@ turn_plans = st.lists(
 )
 
 
-def answer(request: FakeChatRequest) -> list[str]:
+def answer(request: FakeChatRequest) -> list[str] | str:
+    if request.format:  # a plugin's structured call (profile extraction): learn nothing
+        return '{"items": []}'
     found = MARKER.search(request.last_user_message)
     assert found, request.last_user_message
     return ["re-", f"{found.group(1)}-{found.group(2)} ", "ok"]
@@ -64,7 +66,12 @@ async def run_plan(
 
             await asyncio.gather(*(turn(i, *step) for i, step in enumerate(plan)))
 
-            prompts = fake.requests_to("/api/chat")
+            await rt.background.drain()
+            for call in fake.requests_to("/api/chat"):  # background calls too
+                text = "\n".join(m["content"] for m in call.json["messages"])
+                scopes = {m.groups() for m in MARKER.finditer(text)}
+                assert len(scopes) <= 1, f"one call mixed scopes: {scopes}"
+            prompts = reply_prompts(fake)
             assert len(prompts) == len(plan)
             for prompt in prompts:
                 messages = prompt.json["messages"]

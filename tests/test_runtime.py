@@ -11,6 +11,7 @@ from personae.core.errors import LLMError, LLMResponseError, PersonaNotFound
 from personae.core.runtime import Runtime
 from personae.core.types import Scope, Turn
 from personae.testing.fake_ollama import FakeChatRequest, FakeOllama
+from tests.conftest import reply_prompts
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def db_url(tmp_path: Path) -> str:
 
 
 def system_of(fake: FakeOllama, index: int = -1) -> str:
-    chats = fake.requests_to("/api/chat")
+    chats = reply_prompts(fake)
     return str(chats[index].json["messages"][0]["content"])
 
 
@@ -32,7 +33,7 @@ async def test_prompt_carries_the_card_with_macros_rendered(
     system = system_of(fake_ollama)
     assert "Dagoth Ur" in system
     assert "{{char}}" not in system and "{{user}}" not in system
-    messages = fake_ollama.requests_to("/api/chat")[-1].json["messages"]
+    messages = reply_prompts(fake_ollama)[-1].json["messages"]
     assert messages[-1] == {"role": "user", "content": "Who are you?"}
 
 
@@ -43,7 +44,7 @@ async def test_history_of_the_conversation_reaches_the_next_prompt(
     fake_ollama.reply_with("First answer.")
     await runtime.reply(Turn(user, "sage", "first question", "c"))
     await runtime.reply(Turn(user, "sage", "second question", "c"))
-    contents = [m["content"] for m in fake_ollama.requests_to("/api/chat")[-1].json["messages"]]
+    contents = [m["content"] for m in reply_prompts(fake_ollama)[-1].json["messages"]]
     assert contents[-3:] == ["first question", "First answer.", "second question"]
 
 
@@ -70,7 +71,7 @@ async def test_the_persona_model_and_options_are_used(
     fake_ollama.models.append("tiny:latest")
     await runtime.personas.save(card.model_copy(update={"id": "quick"}), owner_id=user)
     await runtime.reply(Turn(user, "quick", "hi", "c"))
-    request = fake_ollama.requests_to("/api/chat")[-1].json
+    request = reply_prompts(fake_ollama)[-1].json
     assert request["model"] == "tiny:latest"
     assert request["options"]["temperature"] == 0.1
 
@@ -142,7 +143,7 @@ async def test_turns_of_one_conversation_are_strictly_ordered(
     pairs = [(stored[i].content, stored[i + 1].content) for i in range(0, len(stored), 2)]
     assert all(reply == f"re: {question}" for question, reply in pairs)
     # each prompt saw every earlier exchange of the conversation
-    prompts = fake_ollama.requests_to("/api/chat")
+    prompts = reply_prompts(fake_ollama)
     assert [len(p.json["messages"]) for p in prompts] == sorted(
         len(p.json["messages"]) for p in prompts
     )

@@ -36,6 +36,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "personae.plugins.builtin_personas",
     "personae.plugins.history",
     "personae.plugins.profile",
+    "personae.plugins.curiosity",
     "personae.plugins.core_commands",
 )
 

@@ -1,17 +1,42 @@
-"""Memory items: what a persona remembers about a user, always under a Scope."""
+"""Memory items: what a persona remembers about a user, always under a Scope.
+
+Besides plain reads and writes, the store offers:
+
+- :meth:`MemoryStore.session`: a scope's items inside one short transaction that is
+  serialised against every other session of the same scope, in this process (an
+  asyncio lock) and across processes (a PostgreSQL advisory lock, or SQLite's write
+  lock taken up front). Consolidation of learned items runs in a session, so two
+  extractions for one scope never lose or duplicate an item.
+- revisions: every update and retirement writes a :class:`~personae.storage.models.MemoryRevision`
+  row (old and new text, the message that caused it). Deleting an item on the
+  user's request removes its revisions too, so no stale text survives.
+- usefulness: :meth:`MemoryStore.record_use` counts items that reached a prompt;
+  eviction drops the least useful items (few uses, low confidence, long unused).
+- optional embeddings, used by :meth:`MemoryStore.recall` next to keyword relevance.
+
+Timestamps follow the caller's clock when ``now`` is given (the runtime's clock,
+so tests can move time), else the wall clock.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import builtins
+import hashlib
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from personae.core.types import Scope
-from personae.storage.models import MemoryItem
+from personae.storage.models import MemoryItem, MemoryRevision
 from personae.storage.records import MemoryRecord
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9'_-]+")
@@ -32,6 +57,19 @@ _FIELDS = (
     "created_at",
     "updated_at",
 )
+_ROW_FIELDS = (*_FIELDS, "uses", "last_used_at", "embedding")
+_REVISION_FIELDS = (
+    "id",
+    "item_id",
+    "persona_id",
+    "user_id",
+    "action",
+    "kind",
+    "old_text",
+    "new_text",
+    "message_id",
+    "created_at",
+)
 
 
 def keywords(text: str) -> set[str]:
@@ -44,8 +82,30 @@ def estimate_tokens(text: str) -> int:
     return max(1, (len(text) + 3) // 4)
 
 
+def cosine(a: Sequence[float] | None, b: Sequence[float] | None) -> float:
+    """Cosine similarity of two vectors; 0.0 when either is missing or they differ in size."""
+    if not a or not b or len(a) != len(b):
+        return 0.0
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norm if norm else 0.0
+
+
+def usefulness(row: dict[str, Any], now: datetime) -> float:
+    """How useful an item has been: uses, confidence and how recently it was used
+    (or, never used, updated). Eviction drops the lowest first."""
+    seen = row.get("last_used_at") or row.get("updated_at") or now
+    idle_days = max(0.0, (now - seen).total_seconds() / 86400)
+    uses = 0.5 * math.log1p(row.get("uses") or 0)
+    return uses + float(row["confidence"]) + math.exp(-idle_days / 30)
+
+
 def _record(row: dict[str, Any]) -> MemoryRecord:
     return MemoryRecord(**{k: row[k] for k in _FIELDS})
+
+
+def _row(item: MemoryItem) -> dict[str, Any]:
+    return {name: getattr(item, name) for name in _ROW_FIELDS}
 
 
 def _same_user(scopes: Sequence[Scope]) -> int:
@@ -55,8 +115,239 @@ def _same_user(scopes: Sequence[Scope]) -> int:
     return users.pop()
 
 
+def _advisory_key(scope: Scope) -> int:
+    digest = hashlib.blake2b(
+        f"personae.memory:{scope.persona_id}:{scope.user_id}".encode(), digest_size=8
+    ).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionRecord:
+    """One change to a memory item: ``update`` or ``retire`` (a contradicted item)."""
+
+    id: int
+    item_id: int
+    persona_id: str
+    user_id: int
+    action: str
+    kind: str
+    old_text: str
+    new_text: str | None
+    message_id: int | None
+    created_at: datetime | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "item_id": self.item_id,
+            "action": self.action,
+            "kind": self.kind,
+            "old_text": self.old_text,
+            "new_text": self.new_text,
+            "message_id": self.message_id,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+        }
+
+
+def _revision(row: dict[str, Any]) -> RevisionRecord:
+    return RevisionRecord(**{k: row[k] for k in _REVISION_FIELDS})
+
+
+class MemorySession:
+    """One scope's memory inside a locked, short transaction (see :meth:`MemoryStore.session`).
+
+    ``items`` is the scope's current state, read after the lock was taken. Never
+    await an LLM (or anything slow) while a session is open."""
+
+    def __init__(
+        self, scope: Scope, conn: BaseDBAsyncClient, rows: list[dict[str, Any]], now: datetime
+    ) -> None:
+        self.scope = scope
+        self.now = now
+        self._conn = conn
+        self._rows: dict[int, dict[str, Any]] = {row["id"]: row for row in rows}
+        self._added: set[int] = set()
+
+    @property
+    def items(self) -> list[MemoryRecord]:
+        """The scope's items as they are now in this transaction, oldest first."""
+        return [_record(row) for row in self._rows.values()]
+
+    def get(self, item_id: int) -> MemoryRecord | None:
+        row = self._rows.get(item_id)
+        return _record(row) if row else None
+
+    def _query(self, item_id: int) -> Any:
+        return MemoryItem.filter(
+            id=item_id, persona_id=self.scope.persona_id, user_id=self.scope.user_id
+        ).using_db(self._conn)
+
+    async def add(
+        self,
+        text: str,
+        *,
+        kind: str = "fact",
+        confidence: float = 0.8,
+        source_message_ids: Iterable[int] = (),
+        embedding: list[float] | None = None,
+    ) -> MemoryRecord:
+        """Store a new item."""
+        item = await MemoryItem.create(
+            persona_id=self.scope.persona_id,
+            user_id=self.scope.user_id,
+            kind=kind,
+            text=text,
+            confidence=confidence,
+            source_message_ids=list(source_message_ids),
+            embedding=embedding,
+            created_at=self.now,
+            using_db=self._conn,
+        )
+        await self._query(item.id).update(updated_at=self.now)
+        item.updated_at = self.now
+        row = _row(item)
+        self._rows[item.id] = row
+        self._added.add(item.id)
+        return _record(row)
+
+    async def update(
+        self,
+        item_id: int,
+        *,
+        text: str | None = None,
+        kind: str | None = None,
+        confidence: float | None = None,
+        add_sources: Iterable[int] = (),
+        embedding: list[float] | None = None,
+        message_id: int | None = None,
+    ) -> MemoryRecord | None:
+        """Change an item; a changed text writes an ``update`` revision. None when
+        the item is gone (deleted meanwhile): nothing is written then."""
+        row = self._rows.get(item_id)
+        if row is None:
+            return None
+        changes: dict[str, Any] = {"updated_at": self.now}
+        if text is not None and text != row["text"]:
+            changes["text"] = text
+            changes["embedding"] = embedding
+        elif embedding is not None:
+            changes["embedding"] = embedding
+        if kind is not None:
+            changes["kind"] = kind
+        if confidence is not None:
+            changes["confidence"] = confidence
+        sources = list(dict.fromkeys([*row["source_message_ids"], *add_sources]))
+        if sources != row["source_message_ids"]:
+            changes["source_message_ids"] = sources
+        if not await self._query(item_id).update(**changes):
+            self._rows.pop(item_id, None)
+            return None
+        if "text" in changes:
+            await MemoryRevision.create(
+                item_id=item_id,
+                persona_id=self.scope.persona_id,
+                user_id=self.scope.user_id,
+                action="update",
+                kind=changes.get("kind", row["kind"]),
+                old_text=row["text"],
+                new_text=changes["text"],
+                message_id=message_id,
+                created_at=self.now,
+                using_db=self._conn,
+            )
+        row.update(changes)
+        return _record(row)
+
+    async def retire(self, item_id: int, *, message_id: int | None = None) -> bool:
+        """Remove a contradicted item, keeping its text in a ``retire`` revision.
+        False (and nothing written) when the item is already gone."""
+        row = self._rows.pop(item_id, None)
+        if row is None or not await self._query(item_id).delete():
+            return False
+        await MemoryRevision.create(
+            item_id=item_id,
+            persona_id=self.scope.persona_id,
+            user_id=self.scope.user_id,
+            action="retire",
+            kind=row["kind"],
+            old_text=row["text"],
+            new_text=None,
+            message_id=message_id,
+            created_at=self.now,
+            using_db=self._conn,
+        )
+        return True
+
+    async def evict(self, max_items: int) -> list[MemoryRecord]:
+        """Delete the least useful items (and their revisions) until at most
+        ``max_items`` remain; items added in this session go last."""
+        excess = len(self._rows) - max(0, max_items)
+        if excess <= 0:
+            return []
+        # Items added in this session get a chance to prove useful: older ones go first.
+        ranked = sorted(
+            self._rows.values(),
+            key=lambda r: (r["id"] in self._added, usefulness(r, self.now), r["id"]),
+        )
+        victims = ranked[:excess]
+        ids = [row["id"] for row in victims]
+        await (
+            MemoryItem.filter(
+                id__in=ids, persona_id=self.scope.persona_id, user_id=self.scope.user_id
+            )
+            .using_db(self._conn)
+            .delete()
+        )
+        await (
+            MemoryRevision.filter(
+                item_id__in=ids, persona_id=self.scope.persona_id, user_id=self.scope.user_id
+            )
+            .using_db(self._conn)
+            .delete()
+        )
+        for item_id in ids:
+            self._rows.pop(item_id, None)
+        return [_record(row) for row in victims]
+
+
 class MemoryStore:
     """Scoped access to memory items. Every method takes the scope explicitly."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Scope, tuple[asyncio.Lock, list[int]]] = {}
+
+    # -- sessions ----------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _scope_lock(self, scope: Scope) -> AsyncIterator[None]:
+        lock, users = self._locks.setdefault(scope, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                self._locks.pop(scope, None)
+
+    @asynccontextmanager
+    async def session(
+        self, scope: Scope, *, now: datetime | None = None
+    ) -> AsyncIterator[MemorySession]:
+        """Open a :class:`MemorySession` on ``scope``: one transaction, serialised
+        against other sessions of the scope in this process and in others."""
+        async with self._scope_lock(scope), in_transaction() as conn:
+            query = MemoryItem.filter(persona_id=scope.persona_id, user_id=scope.user_id)
+            if conn.capabilities.dialect == "postgres":
+                await conn.execute_query("SELECT pg_advisory_xact_lock($1)", [_advisory_key(scope)])
+                query = query.select_for_update()
+            else:  # take SQLite's write lock now, not on the first write
+                await conn.execute_query("UPDATE memory_items SET uses = uses WHERE id = -1")
+            items = await query.using_db(conn).order_by("id")
+            yield MemorySession(scope, conn, [_row(i) for i in items], now or datetime.now(UTC))
+
+    # -- single items ------------------------------------------------------------
 
     async def add(
         self,
@@ -66,7 +357,11 @@ class MemoryStore:
         kind: str = "fact",
         confidence: float = 0.8,
         source_message_ids: Iterable[int] = (),
+        embedding: list[float] | None = None,
+        now: datetime | None = None,
     ) -> MemoryRecord:
+        """Store a new item in ``scope`` (no duplicate check; see :meth:`session`)."""
+        stamp = now or datetime.now(UTC)
         row = await MemoryItem.create(
             persona_id=scope.persona_id,
             user_id=scope.user_id,
@@ -74,7 +369,11 @@ class MemoryStore:
             text=text,
             confidence=confidence,
             source_message_ids=list(source_message_ids),
+            embedding=embedding,
+            created_at=stamp,
         )
+        if now is not None:
+            await MemoryItem.filter(id=row.id).update(updated_at=now)
         return await self._get(scope, row.id)  # type: ignore[return-value]
 
     async def _get(self, scope: Scope, item_id: int) -> MemoryRecord | None:
@@ -109,39 +408,118 @@ class MemoryStore:
         text: str | None = None,
         kind: str | None = None,
         confidence: float | None = None,
+        message_id: int | None = None,
+        now: datetime | None = None,
     ) -> MemoryRecord | None:
-        """Change an item of this scope; None when the scope holds no such item."""
-        changes: dict[str, Any] = {"updated_at": datetime.now(UTC)}
-        if text is not None:
-            changes["text"] = text
-        if kind is not None:
-            changes["kind"] = kind
-        if confidence is not None:
-            changes["confidence"] = confidence
-        updated = await MemoryItem.filter(
-            id=item_id, persona_id=scope.persona_id, user_id=scope.user_id
-        ).update(**changes)
-        return await self._get(scope, item_id) if updated else None
+        """Change an item of this scope (a changed text writes an ``update``
+        revision); None when the scope holds no such item."""
+        async with self.session(scope, now=now) as session:
+            record = await session.update(
+                item_id, text=text, kind=kind, confidence=confidence, message_id=message_id
+            )
+        return record
+
+    async def retire(
+        self,
+        scope: Scope,
+        item_id: int,
+        *,
+        message_id: int | None = None,
+        now: datetime | None = None,
+    ) -> bool:
+        """Retire a contradicted item: it leaves the scope's items and its text is
+        kept as a ``retire`` revision. False when the scope holds no such item."""
+        async with self.session(scope, now=now) as session:
+            return await session.retire(item_id, message_id=message_id)
 
     async def delete(self, scope: Scope, item_id: int) -> bool:
-        """Delete an item of this scope; False when the scope holds no such item."""
-        deleted = await MemoryItem.filter(
-            id=item_id, persona_id=scope.persona_id, user_id=scope.user_id
-        ).delete()
+        """Delete an item of this scope and its revisions (the user asked for it to
+        be gone: nothing of it is kept). False when the scope holds no such item."""
+        async with in_transaction() as conn:
+            deleted = (
+                await MemoryItem.filter(
+                    id=item_id, persona_id=scope.persona_id, user_id=scope.user_id
+                )
+                .using_db(conn)
+                .delete()
+            )
+            if deleted:
+                await (
+                    MemoryRevision.filter(
+                        item_id=item_id, persona_id=scope.persona_id, user_id=scope.user_id
+                    )
+                    .using_db(conn)
+                    .delete()
+                )
         return deleted > 0
+
+    async def evict(
+        self, scope: Scope, max_items: int, *, now: datetime | None = None
+    ) -> builtins.list[MemoryRecord]:
+        """Delete the scope's least useful items until at most ``max_items`` remain."""
+        async with self.session(scope, now=now) as session:
+            return await session.evict(max_items)
+
+    async def record_use(
+        self, scopes: Sequence[Scope], item_ids: Iterable[int], *, now: datetime | None = None
+    ) -> int:
+        """Count one use for each item (of these scopes) that reached a prompt."""
+        ids = list(item_ids)
+        if not scopes or not ids:
+            return 0
+        user_id = _same_user(scopes)
+        personas = sorted({s.persona_id for s in scopes})
+        return await MemoryItem.filter(id__in=ids, user_id=user_id, persona_id__in=personas).update(
+            uses=F("uses") + 1, last_used_at=now or datetime.now(UTC)
+        )
+
+    async def set_embedding(
+        self, scope: Scope, item_id: int, embedding: builtins.list[float]
+    ) -> bool:
+        """Store an item's embedding vector; False when the scope holds no such item."""
+        updated = await MemoryItem.filter(
+            id=item_id, persona_id=scope.persona_id, user_id=scope.user_id
+        ).update(embedding=embedding)
+        return updated > 0
+
+    async def usage(self, scope: Scope, item_id: int) -> tuple[int, datetime | None] | None:
+        """``(uses, last_used_at)`` of an item, or None when the scope holds no such item."""
+        rows = await MemoryItem.filter(
+            id=item_id, persona_id=scope.persona_id, user_id=scope.user_id
+        ).values("uses", "last_used_at")
+        return (rows[0]["uses"], rows[0]["last_used_at"]) if rows else None
+
+    async def revisions(
+        self, scope: Scope, *, item_id: int | None = None, limit: int = 100
+    ) -> builtins.list[RevisionRecord]:
+        """The scope's revisions (of one item, or all), oldest first."""
+        query = MemoryRevision.filter(persona_id=scope.persona_id, user_id=scope.user_id)
+        if item_id is not None:
+            query = query.filter(item_id=item_id)
+        rows = await query.order_by("id").limit(limit).values(*_REVISION_FIELDS)
+        return [_revision(row) for row in rows]
+
+    # -- recall ------------------------------------------------------------------
 
     async def recall(
         self,
         scopes: Sequence[Scope],
         query: str,
         *,
+        context: str = "",
+        query_embedding: Sequence[float] | None = None,
         max_items: int = 12,
         budget_tokens: int = 400,
         candidates: int = 200,
         now: datetime | None = None,
-    ) -> list[MemoryRecord]:
+    ) -> builtins.list[MemoryRecord]:
         """The items most relevant to ``query`` from the given scopes (one user's),
-        within a token budget: keyword overlap, then recency and confidence."""
+        within a token budget, best first.
+
+        Relevance is keyword overlap with ``query`` (and, at half weight, with
+        ``context``: the recent conversation), plus embedding similarity when
+        ``query_embedding`` is given and items have embeddings; recency and
+        confidence break ties."""
         if not scopes or max_items <= 0 or budget_tokens <= 0:
             return []
         user_id = _same_user(scopes)
@@ -152,20 +530,25 @@ class MemoryStore:
             if len(personas) == 1
             else base.filter(persona_id__in=personas)
         )
-        rows = await base.order_by("-updated_at").limit(candidates).values(*_FIELDS)
+        fields = (*_FIELDS, "embedding") if query_embedding else _FIELDS
+        rows = await base.order_by("-updated_at").limit(candidates).values(*fields)
         wanted = keywords(query)
+        around = keywords(context) - wanted
         now = now or datetime.now(UTC)
 
         def score(row: dict[str, Any]) -> float:
             words = keywords(row["text"])
-            overlap = len(wanted & words) / math.sqrt(len(words)) if words and wanted else 0.0
+            scale = math.sqrt(len(words)) if words else 1.0
+            overlap = len(wanted & words) / scale + 0.5 * len(around & words) / scale
+            similar = cosine(query_embedding, row.get("embedding")) if query_embedding else 0.0
             updated = row["updated_at"] or now
             age_days = max(0.0, (now - updated).total_seconds() / 86400)
-            return 2.0 * overlap + 0.5 * math.exp(-age_days / 30) + 0.3 * row["confidence"]
+            recency = math.exp(-age_days / 30)
+            return 2.0 * overlap + 1.5 * max(0.0, similar) + 0.5 * recency + 0.3 * row["confidence"]
 
-        chosen: list[MemoryRecord] = []
+        chosen: builtins.list[MemoryRecord] = []
         spent = 0
-        for row in sorted(rows, key=score, reverse=True):
+        for row in sorted(rows, key=lambda r: (score(r), r["id"]), reverse=True):
             cost = estimate_tokens(row["text"])
             if spent + cost > budget_tokens:
                 continue
@@ -175,17 +558,55 @@ class MemoryStore:
                 break
         return chosen
 
-    async def forget(self, user_id: int, persona_id: str | None = None) -> int:
-        """Delete every item about a user, for one persona or all; returns the count."""
-        query = MemoryItem.filter(user_id=user_id)
-        if persona_id is not None:
-            query = query.filter(persona_id=persona_id)
-        async with in_transaction() as conn:
-            return await query.using_db(conn).delete()
+    # -- the data contract -------------------------------------------------------
 
-    async def export(self, user_id: int, persona_id: str | None = None) -> list[dict[str, Any]]:
-        query = MemoryItem.filter(user_id=user_id)
+    async def forget(self, user_id: int, persona_id: str | None = None) -> int:
+        """Delete every item and revision about a user, for one persona or all;
+        returns the count of rows deleted."""
+        filters: dict[str, Any] = {"user_id": user_id}
         if persona_id is not None:
-            query = query.filter(persona_id=persona_id)
-        rows = await query.order_by("persona_id", "id").values(*_FIELDS)
-        return [_record(row).as_dict() for row in rows]
+            filters["persona_id"] = persona_id
+        async with in_transaction() as conn:
+            items = await MemoryItem.filter(**filters).using_db(conn).delete()
+            revisions = await MemoryRevision.filter(**filters).using_db(conn).delete()
+        return items + revisions
+
+    async def export(
+        self, user_id: int, persona_id: str | None = None
+    ) -> builtins.list[dict[str, Any]]:
+        """Everything remembered about a user: each current item (``status``
+        ``"active"``) with its use count and change history, then each retired item
+        (``status`` ``"retired"``, its last text) with its history."""
+        filters: dict[str, Any] = {"user_id": user_id}
+        if persona_id is not None:
+            filters["persona_id"] = persona_id
+        rows = await MemoryItem.filter(**filters).order_by("persona_id", "id").values(*_ROW_FIELDS)
+        revision_rows = (
+            await MemoryRevision.filter(**filters).order_by("id").values(*_REVISION_FIELDS)
+        )
+        history: dict[tuple[str, int], list[RevisionRecord]] = {}
+        for revision_row in revision_rows:
+            revision = _revision(revision_row)
+            history.setdefault((revision.persona_id, revision.item_id), []).append(revision)
+        out: builtins.list[dict[str, Any]] = []
+        for row in rows:
+            data = _record(row).as_dict()
+            used = row["last_used_at"]
+            data |= {"status": "active", "uses": row["uses"]}
+            data |= {"last_used_at": used.isoformat() if used else None}
+            changes = history.pop((row["persona_id"], row["id"]), [])
+            out.append(data | {"revisions": [r.as_dict() for r in changes]})
+        for (persona, item_id), changes in sorted(history.items()):
+            last = changes[-1]
+            out.append(
+                {
+                    "id": item_id,
+                    "persona_id": persona,
+                    "user_id": user_id,
+                    "kind": last.kind,
+                    "text": last.new_text if last.new_text is not None else last.old_text,
+                    "status": "retired" if last.action == "retire" else "gone",
+                    "revisions": [r.as_dict() for r in changes],
+                }
+            )
+        return out
