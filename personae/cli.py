@@ -261,6 +261,11 @@ def plugins() -> None:
     console.print(table)
 
 
+from personae.cli_plugins import register as _register_plugin_cli  # noqa: E402
+
+_register_plugin_cli(app)
+
+
 def main() -> None:
     try:
         app()

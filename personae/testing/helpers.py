@@ -1,0 +1,200 @@
+"""Helpers for tests of plugins: run a turn or a command against a started runtime
+and look at what reached the model and what was stored.
+
+Every helper takes the runtime explicitly and names the persona and the user it
+acts for; nothing here holds a "current" persona::
+
+    result = await run_turn(personae_runtime, "thank you, that was lovely", persona="sage")
+    assert "feels warm" in result.system_prompt
+    assert await plugin_state(personae_runtime, "mood", persona="sage") == {"level": 1}
+
+Users are named by a string (resolved to an internal id on first use, on the
+``"test"`` platform) or given as an internal id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from personae.core.commands import CommandContext, CommandResult
+from personae.core.types import Scope, Turn
+
+if TYPE_CHECKING:
+    from personae.core.runtime import Reply, Runtime
+    from personae.storage.records import MemoryRecord, StoredMessage
+    from personae.testing.fake_ollama import FakeOllama
+
+TEST_PLATFORM = "test"
+DEFAULT_USER = "tester"
+
+_fakes: dict[str, FakeOllama] = {}
+
+
+def register_fake(fake: FakeOllama) -> None:
+    """Let the helpers find ``fake`` from a runtime whose ``ollama.host`` is its URL.
+    The ``personae_fake_ollama`` fixture does this for you."""
+    _fakes[fake.url.rstrip("/")] = fake
+
+
+def unregister_fake(fake: FakeOllama) -> None:
+    _fakes.pop(fake.url.rstrip("/"), None)
+
+
+def fake_for(runtime: Runtime) -> FakeOllama:
+    """The fake Ollama the runtime talks to (registered with :func:`register_fake`)."""
+    host = runtime.settings.ollama.host.rstrip("/")
+    try:
+        return _fakes[host]
+    except KeyError:
+        raise LookupError(
+            f"no FakeOllama is registered for {host}; use the personae_fake_ollama "
+            "fixture, call register_fake(fake), or pass fake= explicitly"
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnResult:
+    """One completed turn: the stored reply and the request that reached the model."""
+
+    reply: Reply
+    model: str
+    """The model the request named."""
+    messages: list[dict[str, Any]]
+    """The exact messages the model received, system prompt first."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """The model options the request carried."""
+
+    @property
+    def text(self) -> str:
+        return self.reply.text
+
+    @property
+    def system_prompt(self) -> str:
+        """The first system message: persona, plugin instructions and memory."""
+        for message in self.messages:
+            if message.get("role") == "system":
+                return str(message.get("content") or "")
+        return ""
+
+    @property
+    def prompt_text(self) -> str:
+        """Every message's content, joined: handy for ``"..." in result.prompt_text``."""
+        return "\n\n".join(str(m.get("content") or "") for m in self.messages)
+
+
+async def user_id(runtime: Runtime, user: str | int = DEFAULT_USER) -> int:
+    """The internal id of a test user: ``user`` itself when it is an int, else the
+    user named ``user`` on the ``"test"`` platform (created on first use)."""
+    if isinstance(user, int):
+        return user
+    return int(await runtime.users.resolve(TEST_PLATFORM, user, user))
+
+
+async def scope(
+    runtime: Runtime, persona: str | None = None, user: str | int = DEFAULT_USER
+) -> Scope:
+    """The scope of ``persona`` (default: ``settings.default_persona``) and ``user``."""
+    return Scope(persona or runtime.settings.default_persona, await user_id(runtime, user))
+
+
+async def run_turn(
+    runtime: Runtime,
+    text: str,
+    *,
+    persona: str | None = None,
+    user: str | int = DEFAULT_USER,
+    conversation: str = "test",
+    fake: FakeOllama | None = None,
+    wait_for_background: bool = True,
+) -> TurnResult:
+    """Send ``text`` to ``persona`` as ``user`` and return the reply with the request
+    that reached the fake Ollama. By default it also waits for the background work
+    the turn started (``reply_complete`` hooks), so their effects can be checked."""
+    fake = fake or fake_for(runtime)
+    where = await scope(runtime, persona, user)
+    seen = len(fake.requests_to("/api/chat"))
+    turn = Turn(
+        where.user_id,
+        where.persona_id,
+        text,
+        conversation=conversation,
+        platform=TEST_PLATFORM,
+        user_name=user if isinstance(user, str) else DEFAULT_USER,
+    )
+    reply = await runtime.reply(turn)
+    # The turn's own request: streamed, ending with the user's message (background
+    # work, e.g. profile learning, may ask the model too).
+    chats = [r.json for r in fake.requests_to("/api/chat")[seen:] if isinstance(r.json, dict)]
+    if wait_for_background:
+        await drain(runtime)
+    own = [body for body in chats if body.get("stream", True) and _ends_with(body, text)]
+    if not own:
+        raise AssertionError("the turn finished without its request reaching the fake Ollama")
+    body = own[-1]
+    return TurnResult(
+        reply=reply,
+        model=str(body.get("model")),
+        messages=list(body.get("messages") or []),
+        options=dict(body.get("options") or {}),
+    )
+
+
+def _ends_with(body: dict[str, Any], text: str) -> bool:
+    messages = body.get("messages") or []
+    return bool(messages) and messages[-1] == {"role": "user", "content": text}
+
+
+async def run_command(
+    runtime: Runtime,
+    line: str,
+    *,
+    persona: str | None = None,
+    user: str | int = DEFAULT_USER,
+    confirm: bool = False,
+) -> CommandResult:
+    """Run a chat command (``"/mood warm"``) as a front end would. ``confirm``
+    answers yes when the command asks for confirmation."""
+    where = await scope(runtime, persona, user)
+    command, args = runtime.commands.parse(line)
+    result = await runtime.commands.run(
+        command, CommandContext(runtime, where, TEST_PLATFORM, args, False)
+    )
+    if result.needs_confirmation and confirm:
+        result = await runtime.commands.run(
+            command, CommandContext(runtime, where, TEST_PLATFORM, args, True)
+        )
+    return result
+
+
+async def drain(runtime: Runtime, timeout: float = 10.0) -> None:
+    """Wait for the runtime's background work (``reply_complete`` hooks) to finish."""
+    if not await runtime.background.drain(timeout=timeout):
+        raise AssertionError(f"background work did not finish within {timeout:g}s")
+
+
+async def stored_messages(
+    runtime: Runtime,
+    *,
+    persona: str | None = None,
+    user: str | int = DEFAULT_USER,
+    conversation: str = "test",
+    limit: int = 500,
+) -> list[StoredMessage]:
+    """The messages stored for one conversation of ``persona`` and ``user``, oldest first."""
+    where = await scope(runtime, persona, user)
+    return await runtime.history.recent(where, conversation, limit)
+
+
+async def memory_items(
+    runtime: Runtime, *, persona: str | None = None, user: str | int = DEFAULT_USER
+) -> list[MemoryRecord]:
+    """What ``persona`` remembers about ``user`` (the profile memory items)."""
+    return await runtime.memory.list(await scope(runtime, persona, user))
+
+
+async def plugin_state(
+    runtime: Runtime, plugin: str, *, persona: str | None = None, user: str | int = DEFAULT_USER
+) -> dict[str, Any]:
+    """Every key ``plugin`` stored with ``runtime.plugin_state`` for this scope."""
+    return await runtime.plugin_state.items(await scope(runtime, persona, user), plugin)
