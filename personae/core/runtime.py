@@ -143,6 +143,8 @@ class Runtime:
                     self.commands.add(command)
             await self.plugins.call_startup("personae_startup", runtime=self)
         except BaseException:
+            # Let plugins that did start release what they opened (failures are logged).
+            await self.plugins.call("personae_shutdown", runtime=self)
             await self._close_resources()
             raise
         self.started = True
