@@ -212,13 +212,23 @@ def personas_export(persona_id: str, file: Path) -> None:
 
 
 @db_app.command("migrate")
-def db_migrate() -> None:
-    """Apply pending database migrations."""
+def db_migrate(
+    no_backup: Annotated[
+        bool, typer.Option("--no-backup", help="Do not back the database up first.")
+    ] = False,
+) -> None:
+    """Apply pending database migrations (backing the database up first)."""
 
     async def go() -> None:
         from personae.storage import Database
         from personae.storage.database import describe
 
+        if not no_backup:
+            from personae.portability.backup import backup_before_migrate
+
+            saved = await backup_before_migrate(settings())
+            if saved is not None:
+                console.print(f"Backed the database up to {saved}.", highlight=False)
         db = Database(settings().db_url)
         applied = await db.migrate()
         where = describe(settings().db_url)
@@ -261,9 +271,20 @@ def plugins() -> None:
     console.print(table)
 
 
-from personae.cli_plugins import register as _register_plugin_cli  # noqa: E402
+def _register_subcommands() -> None:
+    """Commands that live next to the code they drive."""
+    from personae.adapters.discord.cli import register as register_discord
+    from personae.adapters.web.cli import register as register_web
+    from personae.cli_plugins import register as register_plugins
+    from personae.portability.cli import register as register_portability
 
-_register_plugin_cli(app)
+    register_web(app)
+    register_discord(app)
+    register_plugins(app)
+    register_portability(app)
+
+
+_register_subcommands()
 
 
 def main() -> None:

@@ -155,3 +155,12 @@ async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(runtime: Runtime) -> 
     conn = Tortoise.get_connection("default")
     assert (await conn.execute_query_dict("PRAGMA journal_mode"))[0]["journal_mode"] == "wal"
     assert (await conn.execute_query_dict("PRAGMA busy_timeout"))[0]["timeout"] >= 5000
+
+
+async def test_plugin_state_keeps_any_json_value_including_plain_strings(
+    runtime: Runtime,
+) -> None:
+    scope = Scope("sage", await runtime.users.resolve("cli", "kim"))
+    for value in ["warm", "cold", {"a": [1, 2]}, 7, None, "8"]:
+        await runtime.plugin_state.set(scope, "mood", "value", value)
+        assert await runtime.plugin_state.get(scope, "mood", "value", default="x") == value

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from personae.core.runtime import Reply, Runtime
     from personae.core.settings import Settings
     from personae.core.types import PromptSection, Scope, Turn
+    from personae.plugins.voice.engines.base import TTSEngine
 
 hookspec = HookspecMarker("personae")
 hookimpl = HookimplMarker("personae")
@@ -54,6 +55,17 @@ def register_llm_backends(register: Callable[[LLMBackend], None], settings: Sett
     :class:`~personae.core.llm.base.LLMBackend`. The runtime uses the backend whose
     ``name`` matches ``settings.llm_backend`` (``"ollama"`` by default); the first
     registration of a name wins (the built-in Ollama backend registers ``trylast``)."""
+
+
+@hookspec
+def register_tts_engines(register: Callable[[TTSEngine], None], settings: Settings) -> None:
+    """Called once at startup by the voice plugin (when it is loaded). Call
+    ``register(engine)`` with an object implementing
+    :class:`~personae.plugins.voice.engines.base.TTSEngine` (``name``, ``cloud``,
+    ``can_clone``, ``list_voices``, ``synthesize``, ``clone_voice``, ``delete_voice``,
+    ``aclose``). Voices are named ``"<engine name>:<voice>"``; the first registration
+    of a name wins (the built-in espeak-ng and ElevenLabs engines register ``trylast``).
+    An exception stops the start with a StartupError naming the plugin."""
 
 
 @hookspec

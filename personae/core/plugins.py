@@ -38,6 +38,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "personae.plugins.profile",
     "personae.plugins.curiosity",
     "personae.plugins.core_commands",
+    "personae.plugins.voice",
 )
 
 

@@ -101,6 +101,7 @@ class Runtime:
         self.commands = CommandRegistry()
         self.background = BackgroundTasks(settings.runtime.background_concurrency)
         self.backends: dict[str, LLMBackend] = {}
+        self.services: dict[str, Any] = {}  # services plugins offer adapters, e.g. "voice"
         self._llm: LLMBackend | None = None
         self._locks: dict[tuple[str, int, str], tuple[asyncio.Lock, list[int]]] = {}
         self.started = False

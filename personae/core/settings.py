@@ -17,6 +17,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from personae.adapters.discord.settings import DiscordSettings
+from personae.adapters.web.settings import WebSettings
 from personae.core.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("config/personae.toml")
@@ -76,6 +78,8 @@ class Settings(BaseSettings):
     ollama: OllamaSettings = Field(default_factory=lambda: OllamaSettings())
     memory: MemorySettings = Field(default_factory=lambda: MemorySettings())
     runtime: RuntimeSettings = Field(default_factory=lambda: RuntimeSettings())
+    web: WebSettings = Field(default_factory=lambda: WebSettings())
+    discord: DiscordSettings = Field(default_factory=lambda: DiscordSettings())
     plugin_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Per-plugin settings tables: ``[plugin_settings.profile]``."""
 

@@ -73,6 +73,8 @@ class RecordedRequest:
 
 @dataclass(frozen=True, slots=True)
 class _Failure:
+    """An injected failure, waiting for the next request (to ``path``, if set)."""
+
     status: int
     error: str
     path: str | None
@@ -264,6 +266,7 @@ class FakeOllama:
         return body, None
 
     async def _reply_chunks(self, chat: FakeChatRequest) -> list[str]:
+        """The next queued reply, else the responder's, as a list of chunks."""
         source: Reply | Responder = self._queue.popleft() if self._queue else self._responder
         reply = source(chat) if callable(source) else source
         if inspect.isawaitable(reply):
@@ -271,11 +274,13 @@ class FakeOllama:
         return split_words(reply) if isinstance(reply, str) else [str(c) for c in reply]
 
     async def _ndjson(self, request: web.Request) -> web.StreamResponse:
+        """Start a streamed ``application/x-ndjson`` answer."""
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)
         return response
 
     async def _send(self, response: web.StreamResponse, line: dict[str, Any]) -> None:
+        """Write one NDJSON line, after ``chunk_delay``."""
         if self.chunk_delay:
             await asyncio.sleep(self.chunk_delay)
         await response.write(json.dumps(line).encode() + b"\n")

@@ -1,0 +1,291 @@
+"""Load benchmark of the HTTP chat service: concurrent SSE chats against the fake
+Ollama, side by side with a bare aiohttp handler that streams the same fake
+Ollama reply through the same ``ollama`` client, measured in the same run.
+
+    python bench/http_load.py [--requests 400] [--concurrency 50] [--chunks 20]
+
+Two phases, each printing requests/s and the p50/p99 time to the first event for
+both, and the overhead personae adds (targets: >= 0.5x the bare throughput,
+first-event overhead p99 <= 10 ms):
+
+- saturated: the fake model answers instantly, so the servers are CPU-bound and
+  requests/s is their capacity (time to first event is then mostly queueing);
+- streaming: the fake model streams like a real one (a chunk every 50 ms), so
+  the servers are not saturated and time to first event shows the real overhead.
+
+The servers (and the fake Ollama) run in a child process, the load in this one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+REPLY_WORD = "lorem "
+LEARNERS = ("profile", "curiosity", "voice")
+"""Plugins that do slow work (more LLM calls) after each reply; off by default so
+the figures measure the service, not the fake model's extra load."""
+
+
+# -- the servers (child process) -------------------------------------------------------
+
+
+def bare_app(ollama_url: str) -> web.Application:
+    """The baseline: authenticate nothing, store nothing, stream Ollama as SSE."""
+    import ollama
+
+    client = ollama.AsyncClient(host=ollama_url)
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        messages = [{"role": "user", "content": body["message"]}]
+        async for part in await client.chat(model="llama3.2", messages=messages, stream=True):
+            text = part.message.content or ""
+            await response.write(f"event: chunk\ndata: {json.dumps({'text': text})}\n\n".encode())
+        await response.write(b"event: done\ndata: {}\n\n")
+        return response
+
+    app = web.Application()
+    app.router.add_post("/chat", chat)
+    return app
+
+
+async def serve(pipe: Connection, chunks: int, learning: bool) -> None:
+    from argon2 import PasswordHasher
+
+    from personae.adapters.web import init_app
+    from personae.core.settings import Settings
+    from personae.storage.accounts import AccountStore
+    from personae.testing.fake_ollama import FakeOllama
+
+    logging_off()
+    with tempfile.TemporaryDirectory() as folder:
+        async with FakeOllama() as fake:
+            fake.reply_with([REPLY_WORD] * chunks)
+            settings = Settings(
+                data_dir=Path(folder),
+                disabled_plugins=[] if learning else list(LEARNERS),
+                ollama={"host": fake.url},
+                web={"chat_rate_per_minute": 0, "login_rate_per_minute": 0},
+            )
+            hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+            runners = []
+            ports = []
+            for app in (bare_app(fake.url), init_app(settings, accounts=AccountStore(hasher))):
+                runner = web.AppRunner(app, access_log=None)
+                await runner.setup()
+                await web.TCPSite(runner, "127.0.0.1", 0, backlog=1024).start()
+                runners.append(runner)
+                ports.append(runner.addresses[0][1])
+            pipe.send(ports)
+            loop = asyncio.get_running_loop()
+            while (command := await loop.run_in_executor(None, pipe.recv)) != "stop":
+                fake.chunk_delay = float(command)
+                pipe.send("ok")
+            for runner in reversed(runners):
+                await runner.cleanup()
+
+
+def logging_off() -> None:
+    import logging
+
+    logging.disable(logging.WARNING)
+
+
+def server_main(pipe: Connection, chunks: int, learning: bool) -> None:
+    asyncio.run(serve(pipe, chunks, learning))
+
+
+# -- the load (this process) -----------------------------------------------------------
+
+
+@dataclass
+class Result:
+    name: str
+    seconds: float
+    first_event: list[float]
+    errors: int
+
+    @property
+    def rate(self) -> float:
+        return len(self.first_event) / self.seconds
+
+    def percentile(self, p: float) -> float:
+        values = sorted(self.first_event)
+        return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))] * 1000
+
+
+async def one_chat(
+    session: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str]
+) -> float | None:
+    started = time.perf_counter()
+    first: float | None = None
+    async with session.post(url, json=body, headers=headers) as response:
+        if response.status != 200:
+            await response.read()
+            return None
+        done = False
+        async for line in response.content:
+            if first is None and line.startswith(b"data:"):
+                first = time.perf_counter() - started
+            if line.startswith(b"event: done"):
+                done = True
+        return first if done else None
+
+
+async def load(
+    name: str, url: str, headers: dict[str, str], requests: int, concurrency: int
+) -> Result:
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timings: list[float] = []
+    errors = 0
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(requests):
+        queue.put_nowait(i)
+
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker(n: int) -> None:
+            nonlocal errors
+            body = {"message": "hello there", "stream": True, "conversation": f"bench-{n}"}
+            while not queue.empty():
+                queue.get_nowait()
+                try:
+                    value = await one_chat(session, url, body, headers)
+                except aiohttp.ClientError:
+                    value = None
+                if value is None:
+                    errors += 1
+                else:
+                    timings.append(value)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(n) for n in range(concurrency)))
+        seconds = time.perf_counter() - started
+    return Result(name, seconds, timings, errors)
+
+
+async def token(base: str) -> str:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        body = {"username": "bench", "password": "bench password"}
+        async with session.post(f"{base}/api/auth/signup", json=body) as response:
+            csrf = (await response.json())["csrf_token"]
+        async with session.post(
+            f"{base}/api/tokens", json={"name": "bench"}, headers={"X-CSRF-Token": csrf}
+        ) as response:
+            return str((await response.json())["token"])
+
+
+async def run(args: argparse.Namespace, ports: list[int], pipe: Connection) -> None:
+    bare_url = f"http://127.0.0.1:{ports[0]}/chat"
+    base = f"http://127.0.0.1:{ports[1]}"
+    auth = {"Authorization": f"Bearer {await token(base)}"}
+    personae_url = f"{base}/api/personas/sage/chat"
+    warm = max(args.concurrency, args.requests // 10)
+    await load("warm-up", bare_url, {}, warm, args.concurrency)
+    await load("warm-up", personae_url, auth, warm, args.concurrency)
+    phases = [
+        ("saturated: the fake model answers at once", 0.0, args.requests),
+        (
+            f"streaming: the fake model sends a chunk every {args.chunk_delay * 1000:g} ms",
+            args.chunk_delay,
+            args.paced_requests,
+        ),
+    ]
+    for title, delay, requests in phases:
+        pipe.send(str(delay))
+        pipe.recv()
+        results = []
+        for _ in range(args.rounds):  # interleave, so drift hits both alike
+            results.append(await load("bare", bare_url, {}, requests, args.concurrency))
+            results.append(await load("personae", personae_url, auth, requests, args.concurrency))
+        report(title, args, requests, results)
+
+
+def merge(name: str, results: list[Result]) -> Result:
+    parts = [r for r in results if r.name == name]
+    return Result(
+        name,
+        sum(r.seconds for r in parts),
+        [t for r in parts for t in r.first_event],
+        sum(r.errors for r in parts),
+    )
+
+
+def report(title: str, args: argparse.Namespace, requests: int, results: list[Result]) -> None:
+    bare, personae = merge("bare", results), merge("personae", results)
+    print(f"\n== {title}")
+    print(
+        f"{requests * args.rounds} SSE chats per side, {args.concurrency} at once, "
+        f"{args.chunks} chunks per reply, fake Ollama on loopback; learning plugins "
+        f"{'on' if args.with_learning else 'off'}"
+    )
+    print(f"{'':28}{'bare aiohttp':>14}{'personae':>14}")
+    print(f"{'requests/s':28}{bare.rate:>14.1f}{personae.rate:>14.1f}")
+    for p in (50, 99):
+        print(
+            f"{f'time to first event p{p} (ms)':28}"
+            f"{bare.percentile(p):>14.2f}{personae.percentile(p):>14.2f}"
+        )
+    print(f"{'errors':28}{bare.errors:>14}{personae.errors:>14}")
+    ratio = personae.rate / bare.rate
+    overhead50 = personae.percentile(50) - bare.percentile(50)
+    overhead99 = personae.percentile(99) - bare.percentile(99)
+    print(f"throughput ratio: {ratio:.2f}x bare (target >= 0.5x)")
+    print(
+        f"first-event overhead: p50 {overhead50:+.2f} ms, p99 {overhead99:+.2f} ms "
+        "(target p99 <= 10 ms)"
+    )
+    print(f"mean first event: bare {statistics.mean(bare.first_event) * 1000:.2f} ms, "
+          f"personae {statistics.mean(personae.first_event) * 1000:.2f} ms")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=400, help="chats per side and round")
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--chunks", type=int, default=20, help="chunks per fake reply")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--paced-requests", type=int, default=200, help="chats per side and round, streaming phase"
+    )
+    parser.add_argument(
+        "--chunk-delay", type=float, default=0.05, help="seconds between chunks, streaming phase"
+    )
+    parser.add_argument(
+        "--with-learning", action="store_true", help=f"keep {', '.join(LEARNERS)} plugins on"
+    )
+    args = parser.parse_args()
+    parent, child = multiprocessing.Pipe()
+    process = multiprocessing.get_context("spawn").Process(
+        target=server_main, args=(child, args.chunks, args.with_learning), daemon=True
+    )
+    process.start()
+    try:
+        if not parent.poll(60):
+            sys.exit("the servers did not start")
+        asyncio.run(run(args, parent.recv(), parent))
+    finally:
+        parent.send("stop")
+        process.join(30)
+        if process.is_alive():
+            process.terminate()
+
+
+if __name__ == "__main__":
+    main()

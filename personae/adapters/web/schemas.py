@@ -1,0 +1,255 @@
+"""Request and response bodies, validated with pydantic and published in the
+OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Text = Field(default="", max_length=20_000)
+ConversationName = Field(
+    default="default", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Conversation name."
+)
+Curiosity = Literal["off", "low", "medium", "high"]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- accounts ------------------------------------------------------------------------
+
+
+class SignupBody(Body):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=8, max_length=1024)
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+
+
+class LoginBody(Body):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class AccountOut(BaseModel):
+    id: int
+    username: str
+    name: str
+    is_admin: bool
+    current_persona: str | None
+    csrf_token: str | None = Field(
+        default=None, description="For browser sessions: send it as X-CSRF-Token."
+    )
+
+
+class CurrentPersonaBody(Body):
+    persona_id: str | None = Field(max_length=64)
+
+
+class TokenBody(Body):
+    name: str = Field(min_length=1, max_length=100)
+
+
+class TokenOut(BaseModel):
+    id: int
+    name: str
+    prefix: str
+    created_at: str
+    last_used_at: str | None
+    token: str | None = Field(default=None, description="The secret; shown only once.")
+
+
+class TokenList(BaseModel):
+    tokens: list[TokenOut]
+
+
+# -- personas ------------------------------------------------------------------------
+
+
+class PersonaFields(Body):
+    description: str = Text
+    personality: str = Text
+    scenario: str = Text
+    greeting: str = Text
+    example_messages: str = Text
+    system_prompt: str = Text
+    alternate_greetings: list[str] = Field(default_factory=list, max_length=50)
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    voice: str | None = Field(default=None, max_length=100)
+    curiosity: Curiosity = "low"
+    sharing_group: str | None = Field(
+        default=None, max_length=64, description="Personas in one group share memories."
+    )
+    shared: bool = Field(default=False, description="Visible to every user.")
+
+
+class PersonaCreate(PersonaFields):
+    name: str = Field(min_length=1, max_length=200)
+    id: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class PersonaPatch(Body):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=20_000)
+    personality: str | None = Field(default=None, max_length=20_000)
+    scenario: str | None = Field(default=None, max_length=20_000)
+    greeting: str | None = Field(default=None, max_length=20_000)
+    example_messages: str | None = Field(default=None, max_length=20_000)
+    system_prompt: str | None = Field(default=None, max_length=20_000)
+    alternate_greetings: list[str] | None = Field(default=None, max_length=50)
+    tags: list[str] | None = Field(default=None, max_length=50)
+    voice: str | None = Field(default=None, max_length=100)
+    curiosity: Curiosity | None = None
+    sharing_group: str | None = Field(default=None, max_length=64)
+    shared: bool | None = None
+
+
+class PersonaOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    personality: str
+    scenario: str
+    greeting: str
+    example_messages: str
+    system_prompt: str
+    alternate_greetings: list[str]
+    tags: list[str]
+    voice: str | None
+    curiosity: str
+    sharing_group: str | None
+    shared: bool
+    system: bool
+    mine: bool
+    editable: bool
+    avatar_url: str | None
+
+
+class PersonaList(BaseModel):
+    personas: list[PersonaOut]
+
+
+# -- chat, history, memory -----------------------------------------------------------
+
+
+class ChatBody(Body):
+    message: str = Field(min_length=1, max_length=100_000)
+    conversation: str = ConversationName
+    stream: bool = Field(
+        default=False, description="Answer as Server-Sent Events (also: Accept: text/event-stream)."
+    )
+
+
+class ChatReply(BaseModel):
+    persona_id: str
+    conversation: str
+    text: str
+    user_message_id: int
+    reply_message_id: int
+
+
+class MessageOut(BaseModel):
+    id: int
+    role: str
+    content: str
+    created_at: str | None
+
+
+class MessagePage(BaseModel):
+    messages: list[MessageOut]
+    next_before: int | None = Field(description="Pass as ?before= for older messages.")
+
+
+class ConversationOut(BaseModel):
+    name: str
+    created_at: str | None
+    updated_at: str | None
+
+
+class ConversationList(BaseModel):
+    conversations: list[ConversationOut]
+
+
+class MemoryItemOut(BaseModel):
+    id: int
+    kind: str
+    text: str
+    confidence: float
+    created_at: str | None
+    updated_at: str | None
+
+
+class MemoryList(BaseModel):
+    items: list[MemoryItemOut]
+
+
+class MemoryPatch(Body):
+    text: str | None = Field(default=None, min_length=1, max_length=4000)
+    kind: str | None = Field(default=None, min_length=1, max_length=32)
+
+
+class ForgetOut(BaseModel):
+    deleted: dict[str, int]
+    total: int
+
+
+class CommandBody(Body):
+    args: dict[str, str] = Field(default_factory=dict, max_length=20)
+    confirm: bool = False
+
+
+class AttachmentOut(BaseModel):
+    filename: str
+    content_base64: str
+
+
+class CommandOut(BaseModel):
+    text: str
+    needs_confirmation: bool
+    attachment: AttachmentOut | None
+
+
+class CommandInfo(BaseModel):
+    name: str
+    description: str
+    options: list[dict[str, Any]]
+
+
+class CommandList(BaseModel):
+    commands: list[CommandInfo]
+
+
+class FollowUpOut(BaseModel):
+    id: int
+    persona_id: str
+    conversation: str
+    question: str
+    topic: str
+    due_at: str
+
+
+class FollowUpList(BaseModel):
+    follow_ups: list[FollowUpOut]
+
+
+# -- OpenAI-compatible ---------------------------------------------------------------
+
+
+class OpenAIMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: str = Field(max_length=32)
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatCompletionBody(BaseModel):
+    """The OpenAI request; sampling fields are accepted and ignored (the persona
+    decides)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1, max_length=64)
+    messages: list[OpenAIMessage] = Field(min_length=1, max_length=1000)
+    stream: bool = False
+    user: str | None = Field(default=None, max_length=256)

@@ -1,0 +1,113 @@
+"""``personae users`` and ``personae serve``, through typer's CliRunner and a real
+process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from personae.adapters.web.cli import register
+from personae.core.settings import Settings
+from personae.storage.accounts import AccountStore
+from personae.storage.database import Database
+from personae.testing.fake_ollama import FakeOllama
+
+
+@pytest.fixture
+def cli(settings: Settings) -> typer.Typer:
+    app = typer.Typer()
+    register(app, settings=lambda: settings)
+    return app
+
+
+async def _token_works(settings: Settings, username: str, secret: str) -> bool:
+    db = Database(settings.db_url)
+    await db.connect()
+    try:
+        account = await AccountStore().authenticate_token(secret)
+        return account is not None and account.username == username
+    finally:
+        await db.close()
+
+
+def test_users_create_makes_the_first_account_an_administrator(cli: typer.Typer) -> None:
+    runner = CliRunner()
+
+    first = runner.invoke(cli, ["users", "create", "root", "--password", "long enough pw"])
+    second = runner.invoke(cli, ["users", "create", "ann"], input="another pw1\nanother pw1\n")
+    taken = runner.invoke(cli, ["users", "create", "ann", "--password", "long enough pw"])
+
+    assert first.exit_code == 0 and "administrator root" in first.output
+    assert second.exit_code == 0 and "user ann" in second.output
+    assert taken.exit_code == 1 and "taken" in taken.output
+
+
+def test_users_token_prints_a_working_token_once(cli: typer.Typer, settings: Settings) -> None:
+    runner = CliRunner()
+    runner.invoke(cli, ["users", "create", "root", "--password", "long enough pw"])
+
+    made = runner.invoke(cli, ["users", "token", "root", "--name", "laptop"])
+    missing = runner.invoke(cli, ["users", "token", "nobody"])
+
+    assert made.exit_code == 0
+    secret = made.stdout.strip().splitlines()[-1]
+    assert secret.startswith("pk_")
+    assert asyncio.run(_token_works(settings, "root", secret))
+    assert missing.exit_code == 1 and "no account" in missing.output
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_serve_answers_and_stops_gracefully_on_ctrl_c(
+    tmp_path: Path, fake_ollama: FakeOllama
+) -> None:
+    port = _free_port()
+    env = os.environ | {
+        "PERSONAE_DATA_DIR": str(tmp_path / "data"),
+        "PERSONAE_OLLAMA__HOST": fake_ollama.url,
+        "PERSONAE_CONFIG": "",
+    }
+    script = (
+        "import typer; from personae.adapters.web.cli import register; "
+        "from personae.core.settings import load_settings; "
+        "app = typer.Typer(); register(app, settings=load_settings); app()"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, "serve", "--port", str(port),
+        env=env, cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        ready = False
+        async with aiohttp.ClientSession() as session:
+            for _ in range(200):
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
+                        ready = response.status == 200
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+        assert ready
+        process.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(process.wait(), 30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    out = (await process.stdout.read()).decode() if process.stdout else ""
+    assert code == 0, out
+    assert f"serving on http://127.0.0.1:{port}" in out
+    assert (tmp_path / "data" / "personae.db").exists()
