@@ -164,3 +164,13 @@ async def test_plugin_state_keeps_any_json_value_including_plain_strings(
     for value in ["warm", "cold", {"a": [1, 2]}, 7, None, "8"]:
         await runtime.plugin_state.set(scope, "mood", "value", value)
         assert await runtime.plugin_state.get(scope, "mood", "value", default="x") == value
+
+
+async def test_recall_sees_an_edited_item_at_once(runtime: Runtime) -> None:
+    scope = Scope("sage", await runtime.users.resolve("cli", "lou"))
+    item = await runtime.memory.add(scope, "Lou drinks green tea")
+    assert [i.text for i in await runtime.memory.recall([scope], "tea")] == ["Lou drinks green tea"]
+    await runtime.memory.update(scope, item.id, text="Lou drinks black tea")
+    assert [i.text for i in await runtime.memory.recall([scope], "tea")] == ["Lou drinks black tea"]
+    await runtime.memory.delete(scope, item.id)
+    assert await runtime.memory.recall([scope], "tea") == []

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from personae.core.settings import Settings
     from personae.core.types import PromptSection, Scope, Turn
     from personae.plugins.voice.engines.base import TTSEngine
+    from personae.storage.records import StoredMessage
 
 hookspec = HookspecMarker("personae")
 hookimpl = HookimplMarker("personae")
@@ -78,12 +79,18 @@ def register_commands(register: Callable[[Command], None]) -> None:
 
 @hookspec
 def prompt_sections(
-    turn: Turn, scopes: list[Scope], runtime: Runtime
+    turn: Turn,
+    persona: PersonaCard,
+    scopes: list[Scope],
+    history: list[StoredMessage],
+    runtime: Runtime,
 ) -> PromptSection | list[PromptSection] | None:
     """Called for every turn while its prompt is built, before the LLM call.
 
-    ``scopes`` are the (persona, user) scopes this turn may read: the turn's own
-    scope first, then those its persona's sharing group opens. Return a
+    ``persona`` is the turn's persona card; ``history`` the recent messages of the
+    conversation that the prompt carries (oldest first, already read: do not read
+    them again). ``scopes`` are the (persona, user) scopes this turn may read: the
+    turn's own scope first, then those its persona's sharing group opens. Return a
     :class:`~personae.core.types.PromptSection` (or a list, or None). Sections of
     kind ``"memory"`` are wrapped as delimited data the model is told never to obey;
     ``"instructions"`` sections are trusted text. Keep this fast: it is on the reply path."""

@@ -33,6 +33,7 @@ from personae.core.types import PromptSection, Scope, Turn
 from personae.storage import Database, HistoryStore, MemoryStore, PersonaStore, UserStore
 from personae.storage.followups import FollowUpStore
 from personae.storage.plugin_state import PluginStateStore
+from personae.storage.records import StoredMessage
 
 log = logging.getLogger("personae.runtime")
 
@@ -201,11 +202,22 @@ class Runtime:
             if users[0] == 0:
                 self._locks.pop(key, None)
 
-    async def prompt_sections(self, turn: Turn, scopes: list[Scope]) -> list[PromptSection]:
+    async def prompt_sections(
+        self,
+        turn: Turn,
+        persona: PersonaCard,
+        scopes: list[Scope],
+        history: list[StoredMessage],
+    ) -> list[PromptSection]:
         """Gather the sections every plugin contributes for this turn."""
         sections: list[PromptSection] = []
         for plugin, result in await self.plugins.call(
-            "prompt_sections", turn=turn, scopes=scopes, runtime=self
+            "prompt_sections",
+            turn=turn,
+            persona=persona,
+            scopes=scopes,
+            history=history,
+            runtime=self,
         ):
             items = result if isinstance(result, list | tuple) else [result]
             for item in items:
@@ -228,7 +240,7 @@ class Runtime:
             history = await self.history.recent(
                 scope, turn.conversation, self.settings.memory.history_messages
             )
-            sections = await self.prompt_sections(turn, scopes)
+            sections = await self.prompt_sections(turn, card, scopes, history)
             messages = build_messages(
                 card, user=turn.user_name, text=turn.text, history=history, sections=sections
             )

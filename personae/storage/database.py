@@ -18,6 +18,7 @@ from tortoise.migrations.api import migrate as tortoise_migrate
 from tortoise.migrations.executor import MigrationExecutor
 
 from personae.core.errors import StorageError
+from personae.storage import recall
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ class Database:
         # Tortoise caches INSERT statements per connection name, not per dialect:
         # forget them so a process can move from one database kind to another.
         EXECUTOR_CACHE.clear()
+        recall.clear_cache()
         try:
             await Tortoise.init(config=tortoise_config(self.url), _enable_global_fallback=True)
             await Tortoise.get_connection("default").execute_query("SELECT 1")

@@ -9,6 +9,7 @@ first or it went stale. Timestamps follow the caller's clock when ``now`` is giv
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -219,10 +220,17 @@ class FollowUpStore:
         return await query.update(status="cancelled")
 
     async def recent(
-        self, scope: Scope, *, since: datetime | None = None, limit: int = 20
+        self,
+        scope: Scope,
+        *,
+        since: datetime | None = None,
+        limit: int = 20,
+        statuses: Sequence[str] | None = None,
     ) -> builtins.list[FollowUpRecord]:
-        """The scope's latest follow-ups (any status), newest first."""
+        """The scope's latest follow-ups (of any status, or of ``statuses``), newest first."""
         query = FollowUp.filter(persona_id=scope.persona_id, user_id=scope.user_id)
+        if statuses is not None:
+            query = query.filter(status__in=list(statuses))
         if since is not None:
             query = query.filter(created_at__gte=since)
         rows = await query.order_by("-id").limit(limit).values(*_FIELDS)

@@ -24,11 +24,10 @@ import asyncio
 import builtins
 import hashlib
 import math
-import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -37,15 +36,17 @@ from tortoise.transactions import in_transaction
 
 from personae.core.types import Scope
 from personae.storage.models import MemoryItem, MemoryRevision
+from personae.storage.recall import (
+    candidate_rows,
+    cosine,
+    estimate_tokens,
+    keywords,
+    rank,
+)
 from personae.storage.records import MemoryRecord
 
-_WORD = re.compile(r"[a-z0-9][a-z0-9'_-]+")
-STOPWORDS = frozenset(
-    "the and for are but not you your with this that have has had was were what when "
-    "where who why how can could would should will just about from they them their there "
-    "then than into onto out over very really some any all our ours his her hers its it's "
-    "i'm im yes no okay ok also too is am be been being do does did of to in on at by an".split()
-)
+__all__ = ["MemoryStore", "cosine", "estimate_tokens", "keywords"]
+
 _FIELDS = (
     "id",
     "persona_id",
@@ -72,23 +73,7 @@ _REVISION_FIELDS = (
 )
 
 
-def keywords(text: str) -> set[str]:
-    """The lower-cased content words of ``text``."""
-    return {w for w in _WORD.findall(text.lower()) if w not in STOPWORDS}
-
-
-def estimate_tokens(text: str) -> int:
-    """A cheap token estimate (about four characters a token)."""
-    return max(1, (len(text) + 3) // 4)
-
-
-def cosine(a: Sequence[float] | None, b: Sequence[float] | None) -> float:
-    """Cosine similarity of two vectors; 0.0 when either is missing or they differ in size."""
-    if not a or not b or len(a) != len(b):
-        return 0.0
-    dot = sum(x * y for x, y in zip(a, b, strict=True))
-    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
-    return dot / norm if norm else 0.0
+_TICK = timedelta(microseconds=1)
 
 
 def usefulness(row: dict[str, Any], now: datetime) -> float:
@@ -227,7 +212,10 @@ class MemorySession:
         row = self._rows.get(item_id)
         if row is None:
             return None
-        changes: dict[str, Any] = {"updated_at": self.now}
+        # updated_at must move on every change: recall caches rows by it.
+        previous = row.get("updated_at")
+        moved = self.now if previous is None or self.now > previous else previous + _TICK
+        changes: dict[str, Any] = {"updated_at": moved}
         if text is not None and text != row["text"]:
             changes["text"] = text
             changes["embedding"] = embedding
@@ -524,39 +512,19 @@ class MemoryStore:
             return []
         user_id = _same_user(scopes)
         personas = sorted({s.persona_id for s in scopes})
-        base = MemoryItem.filter(user_id=user_id)
-        base = (
-            base.filter(persona_id=personas[0])
-            if len(personas) == 1
-            else base.filter(persona_id__in=personas)
+        rows = await candidate_rows(
+            user_id, personas, candidates, with_embedding=query_embedding is not None
         )
-        fields = (*_FIELDS, "embedding") if query_embedding else _FIELDS
-        rows = await base.order_by("-updated_at").limit(candidates).values(*fields)
-        wanted = keywords(query)
-        around = keywords(context) - wanted
-        now = now or datetime.now(UTC)
-
-        def score(row: dict[str, Any]) -> float:
-            words = keywords(row["text"])
-            scale = math.sqrt(len(words)) if words else 1.0
-            overlap = len(wanted & words) / scale + 0.5 * len(around & words) / scale
-            similar = cosine(query_embedding, row.get("embedding")) if query_embedding else 0.0
-            updated = row["updated_at"] or now
-            age_days = max(0.0, (now - updated).total_seconds() / 86400)
-            recency = math.exp(-age_days / 30)
-            return 2.0 * overlap + 1.5 * max(0.0, similar) + 0.5 * recency + 0.3 * row["confidence"]
-
-        chosen: builtins.list[MemoryRecord] = []
-        spent = 0
-        for row in sorted(rows, key=lambda r: (score(r), r["id"]), reverse=True):
-            cost = estimate_tokens(row["text"])
-            if spent + cost > budget_tokens:
-                continue
-            chosen.append(_record(row))
-            spent += cost
-            if len(chosen) >= max_items:
-                break
-        return chosen
+        chosen = rank(
+            rows,
+            query,
+            context=context,
+            query_embedding=query_embedding,
+            max_items=max_items,
+            budget_tokens=budget_tokens,
+            now=now or datetime.now(UTC),
+        )
+        return [_record(row) for row in chosen]
 
     # -- the data contract -------------------------------------------------------
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from personae.core.errors import PersonaeError
 from personae.core.hookspecs import hookimpl
-from personae.core.types import PromptSection, Scope, Turn
+from personae.core.types import PromptSection, Turn
 from personae.plugins.curiosity import planner, scheduler
 from personae.plugins.curiosity.scheduler import tick
 from personae.plugins.curiosity.settings import CuriositySettings
@@ -31,6 +31,7 @@ from personae.plugins.curiosity.settings import CuriositySettings
 if TYPE_CHECKING:
     from personae.core.cards import PersonaCard
     from personae.core.runtime import Reply, Runtime
+    from personae.storage.records import StoredMessage
 
 __all__ = [
     "CuriositySettings",
@@ -69,7 +70,9 @@ async def personae_shutdown(runtime: Runtime) -> None:
 
 
 @hookimpl
-async def prompt_sections(turn: Turn, scopes: list[Scope], runtime: Runtime) -> list[PromptSection]:
+async def prompt_sections(
+    turn: Turn, persona: PersonaCard, history: list[StoredMessage], runtime: Runtime
+) -> list[PromptSection]:
     """The user spoke: cancel what was waiting for them, mention a question they
     were sent while away, and weave a question in when one is due."""
     st = scheduler.state(runtime)
@@ -80,16 +83,17 @@ async def prompt_sections(turn: Turn, scopes: list[Scope], runtime: Runtime) -> 
     if asked:
         note = f"While {turn.user_name} was away, you asked them: {asked}"
         sections.append(PromptSection("curiosity-asked", note, kind="memory", order=60))
-    card = await _card(runtime, turn)
-    if card is None or card.settings.curiosity == "off":
+    card = persona
+    if card.settings.curiosity == "off":
         return sections
     if scheduler.delivery_mode(runtime, turn.platform) != "woven":
         return sections
     settings = st.settings
     now = runtime.clock.now()
-    if not await planner.enough_exchanges(
-        runtime, scope, turn.conversation, settings.min_exchanges
-    ) or not await planner.may_ask(runtime, scope, card.settings.curiosity, settings, now):
+    asked_by_user = sum(1 for message in history if message.role == "user")
+    if asked_by_user < settings.min_exchanges or not await planner.may_ask(
+        runtime, scope, card.settings.curiosity, settings, now
+    ):
         return sections
     woven = await planner.plan_woven(runtime, card, scope)
     if woven is None:

@@ -85,14 +85,18 @@ async def may_ask(
     policy = settings.levels[level]
     if policy.max_per_window <= 0:
         return False
-    if await runtime.followups.open_for(scope):
+    # One query: while a follow-up is open no newer one is planned, so the newest
+    # max_per_window + 1 open-or-sent rows hold everything the rules look at.
+    rows = await runtime.followups.recent(
+        scope, limit=policy.max_per_window + 1, statuses=("pending", "delivering", "sent")
+    )
+    if any(row.status != "sent" for row in rows):
         return False
-    last = await runtime.followups.last_asked(scope)
-    if last is not None and last.sent_at is not None:
-        if (now - last.sent_at).total_seconds() < policy.cooldown_seconds:
-            return False
+    sent = [row.sent_at for row in rows if row.sent_at is not None]
+    if sent and (now - max(sent)).total_seconds() < policy.cooldown_seconds:
+        return False
     since = now - timedelta(seconds=settings.window_seconds)
-    return await runtime.followups.count_asked(scope, since=since) < policy.max_per_window
+    return sum(1 for at in sent if at >= since) < policy.max_per_window
 
 
 async def known_texts(runtime: Runtime, card: PersonaCard, scope: Scope) -> list[str]:

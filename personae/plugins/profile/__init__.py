@@ -31,6 +31,7 @@ from personae.plugins.profile.commands import PROFILE_COMMAND
 from personae.plugins.profile.learning import learn, tick
 from personae.plugins.profile.recall import recall_section
 from personae.plugins.profile.settings import ProfileSettings
+from personae.storage.records import StoredMessage
 
 if TYPE_CHECKING:
     from personae.core.runtime import Reply, Runtime
@@ -77,10 +78,11 @@ async def personae_shutdown(runtime: Runtime) -> None:
 
 @hookimpl
 async def prompt_sections(
-    turn: Turn, scopes: list[Scope], runtime: Runtime
+    turn: Turn, scopes: list[Scope], history: list[StoredMessage], runtime: Runtime
 ) -> PromptSection | None:
     """The remembered items most relevant to this turn, as a memory section."""
-    return await recall_section(turn, scopes, runtime, learning.state(runtime).settings)
+    settings = learning.state(runtime).settings
+    return await recall_section(turn, scopes, history, runtime, settings)
 
 
 @hookimpl

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from personae.core.errors import LLMError
 from personae.core.types import PromptSection, Scope, Turn
 from personae.plugins.profile.settings import ProfileSettings
-from personae.storage.records import MemoryRecord
+from personae.storage.records import MemoryRecord, StoredMessage
 
 if TYPE_CHECKING:
     from personae.core.runtime import Runtime
@@ -49,7 +49,11 @@ def render_item(item: MemoryRecord, persona_id: str) -> str:
 
 
 async def recall_section(
-    turn: Turn, scopes: list[Scope], runtime: Runtime, settings: ProfileSettings
+    turn: Turn,
+    scopes: list[Scope],
+    history: list[StoredMessage],
+    runtime: Runtime,
+    settings: ProfileSettings,
 ) -> PromptSection | None:
     """The ``profile`` memory section for ``turn``, or None when nothing fits."""
     memory = runtime.settings.memory
@@ -57,9 +61,7 @@ async def recall_section(
         return None
     context = ""
     if settings.recall_context_messages:
-        recent = await runtime.history.recent(
-            turn.scope, turn.conversation, settings.recall_context_messages
-        )
+        recent = history[-settings.recall_context_messages :]
         context = "\n".join(message.content for message in recent)
     vectors = await embed_texts(runtime, settings, [turn.text])
     now = runtime.clock.now()

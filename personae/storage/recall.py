@@ -1,0 +1,194 @@
+"""Ranking remembered items for a turn: keyword relevance, embeddings, recency.
+
+Recall is on the reply path of every turn, so it reads as little as it can:
+
+1. the candidates' keys — ``(id, persona_id, updated_at)`` of the scope's most
+   recently updated items — an index-only scan of the ``(persona_id, user_id,
+   updated_at)`` index;
+2. the full rows of only those candidates this process has not seen at that
+   ``updated_at`` (every change to an item's text, kind or confidence moves its
+   ``updated_at``, so a cached row is never stale), straight through the
+   connection: the ORM's per-row conversion cost more than the query itself;
+3. ranking in Python over parsed rows with their keywords precomputed.
+
+The row cache is per process, bounded, and keyed by the row's scope and
+``updated_at``, so several processes sharing PostgreSQL each stay correct.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from tortoise import Tortoise
+
+_WORD = re.compile(r"[a-z0-9][a-z0-9'_-]+")
+STOPWORDS = frozenset(
+    "the and for are but not you your with this that have has had was were what when "
+    "where who why how can could would should will just about from they them their there "
+    "then than into onto out over very really some any all our ours his her hers its it's "
+    "i'm im yes no okay ok also too is am be been being do does did of to in on at by an".split()
+)
+
+
+@lru_cache(maxsize=65536)
+def _keywords(text: str) -> frozenset[str]:
+    return frozenset(w for w in _WORD.findall(text.lower()) if w not in STOPWORDS)
+
+
+def keywords(text: str) -> set[str]:
+    """The lower-cased content words of ``text``."""
+    return set(_keywords(text))
+
+
+def estimate_tokens(text: str) -> int:
+    """A cheap token estimate (about four characters a token)."""
+    return max(1, (len(text) + 3) // 4)
+
+
+def cosine(a: Sequence[float] | None, b: Sequence[float] | None) -> float:
+    """Cosine similarity of two vectors; 0.0 when either is missing or they differ in size."""
+    if not a or not b or len(a) != len(b):
+        return 0.0
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norm if norm else 0.0
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """A stored timestamp as an aware datetime (SQLite hands back ISO strings)."""
+    if value is None or isinstance(value, datetime):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+    parsed = datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+ROW_COLUMNS = (
+    "id",
+    "persona_id",
+    "user_id",
+    "kind",
+    "text",
+    "confidence",
+    "source_message_ids",
+    "created_at",
+    "updated_at",
+)
+_CACHE_SIZE = 50_000
+_rows: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+
+
+def clear_cache() -> None:
+    """Forget every cached row (the process connects to another database)."""
+    _rows.clear()
+
+
+def _placeholders(postgres: bool, count: int, start: int = 1) -> list[str]:
+    return [f"${n}" for n in range(start, start + count)] if postgres else ["?"] * count
+
+
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    """A raw row as the store's records carry it (timestamps parsed, JSON decoded)."""
+    for key in ("source_message_ids", "embedding"):
+        if isinstance(row.get(key), str):
+            row[key] = json.loads(row[key])
+    row["source_message_ids"] = list(row.get("source_message_ids") or [])
+    row["created_at"] = parse_timestamp(row["created_at"])
+    row["updated_at"] = parse_timestamp(row["updated_at"])
+    return row
+
+
+async def candidate_rows(
+    user_id: int, personas: Sequence[str], limit: int, *, with_embedding: bool
+) -> list[dict[str, Any]]:
+    """The ``limit`` most recently updated items of one user in ``personas``, as
+    decoded rows with every column of a record (and ``embedding`` when asked)."""
+    conn = Tortoise.get_connection("default")
+    postgres = conn.capabilities.dialect == "postgres"
+    marks = _placeholders(postgres, len(personas) + 2)
+    where = (
+        f"WHERE user_id = {marks[0]} AND persona_id IN ({', '.join(marks[1:-1])}) "
+        f"ORDER BY updated_at DESC LIMIT {marks[-1]}"
+    )
+    params: list[Any] = [user_id, *personas, limit]
+    if with_embedding:  # embeddings change without moving updated_at: read them fresh
+        columns = ", ".join((*ROW_COLUMNS, "embedding"))
+        rows = await conn.execute_query_dict(f"SELECT {columns} FROM memory_items {where}", params)
+        return [_decode(row) for row in rows]
+    keys = await conn.execute_query_dict(
+        f"SELECT id, persona_id, updated_at FROM memory_items {where}", params
+    )
+    wanted = [(k["id"], k["persona_id"], user_id, k["updated_at"]) for k in keys]
+    missing = [key[0] for key in wanted if key not in _rows]
+    for start in range(0, len(missing), 500):
+        part = missing[start : start + 500]
+        id_marks = ", ".join(_placeholders(postgres, len(part), start=2))
+        user_mark = "$1" if postgres else "?"
+        rows = await conn.execute_query_dict(
+            f"SELECT {', '.join(ROW_COLUMNS)}, updated_at AS raw_updated_at FROM memory_items "
+            f"WHERE user_id = {user_mark} AND id IN ({id_marks})",
+            [user_id, *part],
+        )
+        for row in rows:
+            key = (row["id"], row["persona_id"], user_id, row.pop("raw_updated_at"))
+            _rows[key] = _decode(row)
+    found: list[dict[str, Any]] = []
+    for key in wanted:
+        cached = _rows.get(key)
+        if cached is not None:  # None: changed between the two reads; left out this turn
+            _rows.move_to_end(key)
+            found.append(cached)
+    while len(_rows) > _CACHE_SIZE:
+        _rows.popitem(last=False)
+    return found
+
+
+def rank(
+    rows: list[dict[str, Any]],
+    query: str,
+    *,
+    context: str = "",
+    query_embedding: Sequence[float] | None = None,
+    max_items: int,
+    budget_tokens: int,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The best rows within the budget, best first.
+
+    Relevance is keyword overlap with ``query`` (and, at half weight, with
+    ``context``), plus embedding similarity when given; recency and confidence
+    break ties."""
+    wanted = _keywords(query)
+    around = _keywords(context) - wanted
+
+    def score(row: dict[str, Any]) -> float:
+        words = _keywords(row["text"])
+        overlap = 0.0
+        if words and (wanted or around):
+            scale = math.sqrt(len(words))
+            overlap = (len(wanted & words) + 0.5 * len(around & words)) / scale
+        similar = cosine(query_embedding, row.get("embedding")) if query_embedding else 0.0
+        updated = row["updated_at"] or now
+        age_days = max(0.0, (now - updated).total_seconds() / 86400)
+        recency = math.exp(-age_days / 30)
+        return 2.0 * overlap + 1.5 * max(0.0, similar) + 0.5 * recency + 0.3 * row["confidence"]
+
+    chosen: list[dict[str, Any]] = []
+    spent = 0
+    for row in sorted(rows, key=lambda r: (score(r), r["id"]), reverse=True):
+        cost = estimate_tokens(row["text"])
+        if spent + cost > budget_tokens:
+            continue
+        chosen.append(row)
+        spent += cost
+        if len(chosen) >= max_items:
+            break
+    return chosen
