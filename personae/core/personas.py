@@ -64,6 +64,8 @@ class PersonaRegistry:
     async def entry(self, persona_id: str, viewer: int | None = None) -> PersonaEntry:
         """The persona if ``viewer`` may use it; else :class:`PersonaNotFound`
         (the same error whether it does not exist or belongs to someone else)."""
+        if persona_id in self._system and persona_id not in await self.store.stored_ids():
+            return self._system[persona_id]  # a built-in persona no stored card overrides
         stored = await self.store.get(persona_id)
         if stored is not None:
             document, owner_id, shared = stored

@@ -133,31 +133,35 @@ class HistoryStore:
         Returns (user message id, reply message id)."""
         cache_key = (scope.persona_id, scope.user_id, key)
         for _ in range(3):
+            conversation_id = self._ids.get(cache_key)
             try:
-                async with in_transaction() as conn:
-                    conversation_id = self._ids.get(cache_key)
-                    if conversation_id is None:
+                if conversation_id is None:
+                    async with in_transaction() as transaction:
                         conversation, _ = await Conversation.get_or_create(
                             persona_id=scope.persona_id,
                             user_id=scope.user_id,
                             key=key,
-                            using_db=conn,
+                            using_db=transaction,
                         )
-                        conversation_id = conversation.id
-                    ids = await _insert_pair(conn, conversation_id, scope, user_text, reply_text)
-                    p = _marks(conn, 2)
-                    await conn.execute_query(
-                        f"UPDATE conversations SET updated_at = {p[0]} WHERE id = {p[1]}",
-                        [_timestamp(conn), conversation_id],
-                    )
-                self._ids[cache_key] = conversation_id
-                self._ids.move_to_end(cache_key)
-                while len(self._ids) > 10_000:
-                    self._ids.popitem(last=False)
-                return ids
+                    conversation_id = conversation.id
+                # One statement, so atomic on its own: no transaction (and no lock on
+                # the connection) spans several round trips on every turn.
+                conn = Tortoise.get_connection("default")
+                ids = await _insert_pair(conn, conversation_id, scope, user_text, reply_text)
             except IntegrityError:
                 # The conversation was created concurrently, or deleted elsewhere.
                 self._ids.pop(cache_key, None)
+                continue
+            p = _marks(conn, 2)
+            await conn.execute_query(
+                f"UPDATE conversations SET updated_at = {p[0]} WHERE id = {p[1]}",
+                [_timestamp(conn), conversation_id],
+            )
+            self._ids[cache_key] = conversation_id
+            self._ids.move_to_end(cache_key)
+            while len(self._ids) > 10_000:
+                self._ids.popitem(last=False)
+            return ids
         raise RuntimeError("could not store the exchange")
 
     async def conversations(self, scope: Scope) -> list[dict[str, Any]]:
