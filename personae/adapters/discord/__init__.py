@@ -13,8 +13,8 @@ See docs/discord.md for setting up the bot application, intents and sharding.
 
 Modules: :mod:`.bot` (client and service), :mod:`.events` (messages to turns),
 :mod:`.streaming` (throttled edits), :mod:`.splitting`, :mod:`.identity` (webhooks),
-:mod:`.commands` (slash commands), :mod:`.linking` (link codes), :mod:`.state`,
-:mod:`.settings`, :mod:`.cli`.
+:mod:`.commands` (slash commands), :mod:`.voice` (voice channels), :mod:`.linking`
+(link codes), :mod:`.state`, :mod:`.settings`, :mod:`.cli`.
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from personae.adapters.discord.settings import DiscordSettings
 from personae.adapters.discord.splitting import split_message
 from personae.adapters.discord.state import DiscordState
 from personae.adapters.discord.streaming import ReplyWriter, Throttle
+from personae.adapters.discord.voice import DiscordVoice
 from personae.core.cards import PersonaCard
 from personae.core.errors import ConfigError, PersonaeError
 from personae.core.proactive import ProactiveMessage
@@ -66,12 +67,14 @@ def bot_token(settings: Settings) -> str:
 
 
 def intents() -> discord.Intents:
-    """Servers, their messages and DMs, with content (a privileged intent)."""
+    """Servers, their messages and DMs, with content (a privileged intent), and
+    voice states (to speak in voice channels)."""
     wanted = discord.Intents.none()
     wanted.guilds = True
     wanted.guild_messages = True
     wanted.dm_messages = True
     wanted.message_content = True
+    wanted.voice_states = True
     return wanted
 
 
@@ -96,6 +99,7 @@ class PersonaeBot(discord.AutoShardedClient):
         self.throttle = Throttle(ds.edit_interval_seconds)
         self.links = LinkCodes(runtime.clock)
         self.slash = SlashCommands(self)
+        self.voice = DiscordVoice(self)
         self.turns_answered = 0
         self.turns_undelivered = 0
         self._channel_locks: dict[int, tuple[asyncio.Lock, list[int]]] = {}
@@ -132,6 +136,7 @@ class PersonaeBot(discord.AutoShardedClient):
             self._unsubscribe = None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), self.discord_settings.shutdown_grace_seconds)
+        await self.voice.close()
         await super().close()
 
     @asynccontextmanager
@@ -224,9 +229,12 @@ class PersonaeBot(discord.AutoShardedClient):
         )
         await writer.start()
         stream = self.runtime.stream(make_turn(message, user_id, card.id, text))
+        spoken = await self.voice.start_reply(message.channel, card.id, user_id)
         try:
             async for chunk in stream:
                 await writer.feed(chunk)
+                if spoken is not None:
+                    spoken.feed(chunk)
         except PersonaeError as exc:
             await writer.feed(f"\n\n⚠️ {exc}")
         except Exception:
@@ -234,6 +242,8 @@ class PersonaeBot(discord.AutoShardedClient):
             await writer.feed("\n\n⚠️ Something went wrong; please try again.")
         finally:
             delivered = await writer.finish()
+            if spoken is not None:
+                await spoken.finish(stream.reply is not None)
         if stream.reply is not None:
             self.turns_answered += 1
             if not delivered:

@@ -19,6 +19,7 @@ import discord
 
 from personae.adapters.discord.events import PLATFORM
 from personae.adapters.discord.splitting import split_message
+from personae.adapters.discord.voice import command_payload as voice_payload
 from personae.core.commands import Command, CommandContext, CommandResult
 from personae.core.errors import PersonaeError
 from personae.core.types import Scope
@@ -30,7 +31,7 @@ log = logging.getLogger("personae.discord.commands")
 
 STRING, SUB_COMMAND = 3, 1
 MANAGE_GUILD = str(discord.Permissions(manage_guild=True).value)
-ADAPTER_COMMANDS = ("persona", "link", "server")
+ADAPTER_COMMANDS = ("persona", "link", "server", "voice")
 GUILD_ONLY = [0]  # interaction context: guild
 CONFIRM_TIMEOUT_SECONDS = 300.0
 
@@ -78,6 +79,7 @@ def adapter_payloads() -> list[dict[str, Any]]:
                 _sub("show", "What this server allows"),
             ],
         },
+        voice_payload(),
     ]  # fmt: skip
 
 
@@ -202,6 +204,8 @@ class SlashCommands:
                 await self._link(interaction)
             elif name == "server":
                 await self._server(interaction, sub, args)
+            elif name == "voice":
+                await self.bot.voice.handle(interaction, sub, args)
             else:
                 await self._plugin_command(interaction, name, args)
         except PersonaeError as exc:
@@ -410,7 +414,7 @@ class SlashCommands:
                 return
             await state.set_allowed_personas(guild_id, names)
         elif sub == "commands":
-            known = {c.name for c in self.runtime.commands.all()} | {"link"}
+            known = {c.name for c in self.runtime.commands.all()} | {"link", "voice"}
             unknown = sorted(set(names or ()) - known)
             if unknown:
                 await self._say(interaction, f"Unknown commands: {', '.join(unknown)}")

@@ -22,9 +22,11 @@ from personae.adapters.web import (
     commands_routes,
     events_routes,
     health,
+    link_routes,
     memory_routes,
     openai_routes,
     personas_routes,
+    voice_routes,
 )
 from personae.adapters.web.events import EventHub
 from personae.adapters.web.keys import (
@@ -66,6 +68,8 @@ def endpoints() -> list[Endpoint]:
         *commands_routes.ENDPOINTS,
         *events_routes.ENDPOINTS,
         *openai_routes.ENDPOINTS,
+        *voice_routes.ENDPOINTS,
+        *link_routes.ENDPOINTS,
     ]
 
 

@@ -29,6 +29,7 @@ from personae.adapters.web.schemas import (
 )
 from personae.adapters.web.turns import reply_once, stream_reply
 from personae.adapters.web.uploads import read_json
+from personae.adapters.web.voice_routes import SpokenReply, wants_speech
 from personae.core.runtime import Reply
 from personae.core.types import Scope, Turn
 
@@ -72,14 +73,33 @@ async def chat(request: web.Request) -> web.StreamResponse:
     )
     if not (body.stream or wants_events(request)):
         return ok(reply_out(await reply_once(request, turn, "chat")))
-    return await stream_reply(
-        request,
-        turn,
-        endpoint="chat",
-        chunk_event=lambda text: sse.event("chunk", {"text": text}),
-        done_event=lambda reply: sse.event("done", reply_out(reply).model_dump()),
-        error_event=lambda problem: sse.event("error", problem.document()),
-    )
+    fmt = wants_speech(request)
+    if fmt is None:
+        return await stream_reply(
+            request,
+            turn,
+            endpoint="chat",
+            chunk_event=lambda text: sse.event("chunk", {"text": text}),
+            done_event=lambda reply: sse.event("done", reply_out(reply).model_dump()),
+            error_event=lambda problem: sse.event("error", problem.document()),
+        )
+    # ?speak=true: `audio` events join the text's as sentences are spoken.
+    speech = SpokenReply.start(request, entry, principal.user_id, fmt)
+    try:
+        response = await stream_reply(
+            request,
+            turn,
+            endpoint="chat",
+            chunk_event=lambda text: speech.feed(text) + sse.event("chunk", {"text": text}),
+            done_event=lambda reply: (
+                sse.event("done", reply_out(reply).model_dump()) + speech.end(reply)
+            ),
+            error_event=lambda problem: sse.event("error", problem.document()),
+        )
+        await speech.finish(response)
+        return response
+    finally:
+        await speech.aclose()
 
 
 async def list_conversations(request: web.Request) -> web.Response:
@@ -135,9 +155,16 @@ ENDPOINTS = [
     Endpoint("POST", "/api/personas/{persona_id}/chat", chat, "Talk to a persona", "chat",
              body=ChatBody, response=ChatReply, path_params=PID, sse=True,
              errors=(404, 413, 429, 502, 503, 504),
+             query=(Param("speak", {"type": "boolean"}, "With streaming: also send the reply "
+                          "as speech, an `audio` event per sentence."),
+                    Param("audio_format", {"type": "string", "enum": ["ogg", "wav"]},
+                          "The format of `audio` events (default ogg: Ogg/Opus).")),
              description="With `stream: true` (or `Accept: text/event-stream`) the reply "
              "comes as Server-Sent Events: `chunk` events `{text}`, then one `done` event "
-             "with the message ids, or an `error` event with a problem document."),
+             "with the message ids, or an `error` event with a problem document. With "
+             "`?speak=true`, `audio` events `{index, text, content_type, duration, data}` "
+             "(base64) come as sentences are spoken, and `audio_end` `{complete, note, "
+             "reply_message_id}` ends the stream after `done`."),
     Endpoint("GET", "/api/personas/{persona_id}/conversations", list_conversations,
              "The caller's conversations with a persona", "chat", response=ConversationList,
              path_params=PID, errors=(404,)),

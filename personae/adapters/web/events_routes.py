@@ -27,7 +27,8 @@ KEEPALIVE_SECONDS = 15.0
 
 def proactive_handler(hub: EventHub, rt: Runtime) -> ProactiveHandler:
     """The ProactiveHub handler for platform "web": push the message to the
-    user's open event streams; a delivered follow-up is marked sent."""
+    user's open event streams. Returning True tells the sender (the curiosity
+    plugin's scheduler) it was delivered; the sender records that, with its clock."""
 
     async def deliver(message: ProactiveMessage) -> bool:
         if message.platform != PLATFORM:
@@ -39,10 +40,7 @@ def proactive_handler(hub: EventHub, rt: Runtime) -> ProactiveHandler:
             "conversation": message.conversation.removeprefix("web:"),
             "text": message.text,
         }
-        delivered = await hub.publish(message.scope.user_id, message.kind, data) > 0
-        if delivered and message.kind == "follow_up":
-            await rt.followups.mark(message.scope, message.id, "sent")
-        return delivered
+        return await hub.publish(message.scope.user_id, message.kind, data) > 0
 
     return deliver
 
