@@ -77,7 +77,9 @@ async def prompt_sections(
     were sent while away, and weave a question in when one is due."""
     st = scheduler.state(runtime)
     scope, key = turn.scope, (turn.scope, turn.conversation)
-    await runtime.followups.cancel_pending(scope, turn.conversation)
+    weaving = scheduler.delivery_mode(runtime, turn.platform) == "woven"
+    if not weaving:  # woven questions are never pending: nothing to cancel
+        await runtime.followups.cancel_pending(scope, turn.conversation)
     sections: list[PromptSection] = []
     asked = st.asked_away.pop(key, None)
     if asked:
@@ -86,7 +88,7 @@ async def prompt_sections(
     card = persona
     if card.settings.curiosity == "off":
         return sections
-    if scheduler.delivery_mode(runtime, turn.platform) != "woven":
+    if not weaving:
         return sections
     settings = st.settings
     now = runtime.clock.now()
