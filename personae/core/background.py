@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -55,3 +56,28 @@ class BackgroundTasks:
                 log.warning("cancelled %d background task(s) at shutdown", len(pending))
                 return False
         return True
+
+
+def repeat(every: float, work: Callable[[], Awaitable[object]], name: str) -> asyncio.Task[None]:
+    """Run ``work`` every ``every`` seconds until the returned task is cancelled
+    (see :func:`cancel`). A failure is logged and the next round runs as usual."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await work()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("periodic work %s failed", name)
+
+    return asyncio.create_task(loop(), name=name)
+
+
+async def cancel(task: asyncio.Task[None] | None) -> None:
+    """Cancel a task and wait until it has stopped."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

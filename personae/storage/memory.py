@@ -37,6 +37,7 @@ from tortoise.transactions import in_transaction
 from personae.core.types import Scope
 from personae.storage.models import MemoryItem, MemoryRevision
 from personae.storage.recall import (
+    ROW_COLUMNS,
     candidate_rows,
     cosine,
     estimate_tokens,
@@ -47,17 +48,7 @@ from personae.storage.records import MemoryRecord
 
 __all__ = ["MemoryStore", "cosine", "estimate_tokens", "keywords"]
 
-_FIELDS = (
-    "id",
-    "persona_id",
-    "user_id",
-    "kind",
-    "text",
-    "confidence",
-    "source_message_ids",
-    "created_at",
-    "updated_at",
-)
+_FIELDS = ROW_COLUMNS
 _ROW_FIELDS = (*_FIELDS, "uses", "last_used_at", "embedding")
 _REVISION_FIELDS = (
     "id",

@@ -21,6 +21,7 @@ import asyncio
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from personae.core import background
 from personae.core.errors import PersonaeError
 from personae.core.hookspecs import hookimpl
 from personae.core.types import PromptSection, Turn
@@ -59,13 +60,15 @@ async def personae_startup(runtime: Runtime) -> None:
     st = scheduler.state(runtime)
     every = st.settings.tick_seconds
     if every > 0:
-        st.loop = asyncio.create_task(scheduler.run_loop(runtime, every), name="curiosity:tick")
+        st.loop = background.repeat(every, lambda: scheduler.tick(runtime), name="curiosity:tick")
 
 
 @hookimpl
 async def personae_shutdown(runtime: Runtime) -> None:
     """Stop the delivery loop; pending follow-ups stay stored for the next start."""
-    await scheduler.stop_loop(scheduler.state(runtime))
+    st = scheduler.state(runtime)
+    await background.cancel(st.loop)
+    st.loop = None
     scheduler.drop_state(runtime)
 
 

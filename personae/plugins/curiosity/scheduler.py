@@ -11,7 +11,6 @@ later tick, until ``expire_seconds`` after it was due. A background loop calls
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import weakref
 from dataclasses import dataclass, field
@@ -94,23 +93,3 @@ async def tick(runtime: Runtime) -> int:
             elif not sent:
                 await runtime.followups.release(scope, follow_up.id)
     return delivered
-
-
-async def run_loop(runtime: Runtime, every: float) -> None:
-    """Call :func:`tick` every ``every`` seconds until cancelled."""
-    while True:
-        await asyncio.sleep(every)
-        try:
-            await tick(runtime)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("curiosity: delivering follow-ups failed")
-
-
-async def stop_loop(st: CuriosityState) -> None:
-    if st.loop is not None:
-        st.loop.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await st.loop
-        st.loop = None

@@ -23,6 +23,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from personae.core import background
 from personae.core.commands import Command
 from personae.core.hookspecs import hookimpl
 from personae.core.types import PromptSection, Scope, Turn
@@ -59,14 +60,15 @@ async def personae_startup(runtime: Runtime) -> None:
     st = learning.state(runtime)
     every = st.settings.tick_seconds
     if st.settings.learn and every > 0:
-        st.loop = asyncio.create_task(learning.run_loop(runtime, every), name="profile:idle")
+        st.loop = background.repeat(every, lambda: learning.tick(runtime), name="profile:idle")
 
 
 @hookimpl
 async def personae_shutdown(runtime: Runtime) -> None:
     """Stop the idle check and learn from the batches still waiting."""
     st = learning.state(runtime)
-    await learning.stop_loop(st)
+    await background.cancel(st.loop)
+    st.loop = None
     if st.settings.learn and st.batches:
         grace = runtime.settings.runtime.shutdown_grace_seconds
         try:

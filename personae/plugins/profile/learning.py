@@ -14,7 +14,6 @@ module global that two runtimes could share.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import weakref
 from dataclasses import dataclass, field
@@ -202,23 +201,3 @@ async def forget(runtime: Runtime, user_id: int, persona_id: str | None) -> None
             del st.batches[key]
     async with st.written:
         await st.written.wait_for(lambda: st.writing.get(user_id, 0) == 0)
-
-
-async def run_loop(runtime: Runtime, every: float) -> None:
-    """Call :func:`tick` every ``every`` seconds until cancelled."""
-    while True:
-        await asyncio.sleep(every)
-        try:
-            await tick(runtime)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("profile: idle check failed")
-
-
-async def stop_loop(st: ProfileState) -> None:
-    if st.loop is not None:
-        st.loop.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await st.loop
-        st.loop = None
