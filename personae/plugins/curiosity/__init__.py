@@ -97,7 +97,7 @@ async def prompt_sections(
     now = runtime.clock.now()
     asked_by_user = sum(1 for message in history if message.role == "user")
     if asked_by_user < settings.min_exchanges or not await planner.may_ask(
-        runtime, scope, card.settings.curiosity, settings, now
+        runtime, scope, card.settings.curiosity, settings, now, not_before=st.not_before
     ):
         return sections
     woven = await planner.plan_woven(runtime, card, scope)
@@ -139,7 +139,9 @@ async def reply_complete(turn: Turn, reply: Reply, runtime: Runtime) -> None:
         now = runtime.clock.now()
         if not await planner.enough_exchanges(
             runtime, scope, turn.conversation, settings.min_exchanges
-        ) or not await planner.may_ask(runtime, scope, card.settings.curiosity, settings, now):
+        ) or not await planner.may_ask(
+            runtime, scope, card.settings.curiosity, settings, now, not_before=st.not_before
+        ):
             return
         plan = await planner.plan_question(
             runtime, card, scope, turn.conversation, user=turn.user_name, settings=settings
@@ -172,4 +174,7 @@ async def forget_user(user_id: int, persona_id: str | None, runtime: Runtime) ->
     for key in [k for k in st.asked_away if k[0].user_id == user_id]:
         if persona_id is None or key[0].persona_id == persona_id:
             del st.asked_away[key]
+    for scope in [s for s in st.not_before if s.user_id == user_id]:
+        if persona_id is None or scope.persona_id == persona_id:
+            del st.not_before[scope]
     return await runtime.followups.forget(user_id, persona_id)

@@ -79,11 +79,23 @@ async def enough_exchanges(runtime: Runtime, scope: Scope, conversation: str, n:
 
 
 async def may_ask(
-    runtime: Runtime, scope: Scope, level: Level, settings: CuriositySettings, now: datetime
+    runtime: Runtime,
+    scope: Scope,
+    level: Level,
+    settings: CuriositySettings,
+    now: datetime,
+    *,
+    not_before: dict[Scope, datetime] | None = None,
 ) -> bool:
-    """Cooldown, window maximum and one-at-a-time, by the runtime's clock."""
+    """Cooldown, window maximum and one-at-a-time, by the runtime's clock.
+
+    ``not_before`` remembers, per scope, when the cooldown or the window rules a
+    question out, so the turns until then ask the database nothing."""
     policy = settings.levels[level]
     if policy.max_per_window <= 0:
+        return False
+    held = not_before.get(scope) if not_before is not None else None
+    if held is not None and now < held:
         return False
     # One query: while a follow-up is open no newer one is planned, so the newest
     # max_per_window + 1 open-or-sent rows hold everything the rules look at.
@@ -93,10 +105,17 @@ async def may_ask(
     if any(row.status != "sent" for row in rows):
         return False
     sent = [row.sent_at for row in rows if row.sent_at is not None]
-    if sent and (now - max(sent)).total_seconds() < policy.cooldown_seconds:
+    cooldown = timedelta(seconds=policy.cooldown_seconds)
+    window = timedelta(seconds=settings.window_seconds)
+    in_window = sorted(at for at in sent if at >= now - window)
+    until = max(sent) + cooldown if sent else now
+    if len(in_window) >= policy.max_per_window:
+        until = max(until, in_window[len(in_window) - policy.max_per_window] + window)
+    if until > now:
+        if not_before is not None:
+            not_before[scope] = until
         return False
-    since = now - timedelta(seconds=settings.window_seconds)
-    return sum(1 for at in sent if at >= since) < policy.max_per_window
+    return True
 
 
 async def known_texts(runtime: Runtime, card: PersonaCard, scope: Scope) -> list[str]:

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import weakref
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from personae.core.proactive import ProactiveMessage
@@ -35,6 +36,9 @@ class CuriosityState:
     planning: dict[tuple[Scope, str], asyncio.Lock] = field(default_factory=dict)
     asked_away: dict[tuple[Scope, str], str] = field(default_factory=dict)
     """Questions delivered separately, mentioned in the conversation's next prompt."""
+    not_before: dict[Scope, datetime] = field(default_factory=dict)
+    """Per scope, a time before which the cooldown or the window's maximum rules a
+    question out (a lower bound: questions asked elsewhere only move it later)."""
     loop: asyncio.Task[None] | None = None
 
 
