@@ -56,7 +56,14 @@ async def readyz(request: web.Request) -> web.Response:
     body = {"status": "ready" if ready else "not ready", "checks": checks}
     if ready:
         return web.json_response(body)
-    problem = {"type": "about:blank", "title": "Not ready", "status": 503, **body}
+    failing = ", ".join(f"{name}: {value}" for name, value in checks.items() if value != "ok")
+    problem = {
+        "type": "about:blank",
+        "title": "Not ready",
+        "status": 503,
+        "detail": failing,
+        "checks": checks,
+    }
     return web.json_response(problem, status=503, content_type="application/problem+json")
 
 
