@@ -139,7 +139,7 @@ def _runtime_context(
 async def _proactive_context(app: web.Application) -> AsyncIterator[None]:
     rt = app[RUNTIME]
     unsubscribe = rt.proactive.subscribe(
-        events_routes.PLATFORM, events_routes.proactive_handler(app[EVENTS], rt)
+        events_routes.PLATFORM, events_routes.proactive_handler(app[EVENTS])
     )
     try:
         yield

@@ -18,14 +18,13 @@ from personae.adapters.web.routing import INTEGER_ID, Endpoint
 from personae.adapters.web.schemas import FollowUpList, FollowUpOut
 from personae.core.proactive import Handler as ProactiveHandler
 from personae.core.proactive import ProactiveMessage
-from personae.core.runtime import Runtime
 from personae.storage.followups import FollowUpRecord
 
 PLATFORM = "web"
 KEEPALIVE_SECONDS = 15.0
 
 
-def proactive_handler(hub: EventHub, rt: Runtime) -> ProactiveHandler:
+def proactive_handler(hub: EventHub) -> ProactiveHandler:
     """The ProactiveHub handler for platform "web": push the message to the
     user's open event streams. Returning True tells the sender (the curiosity
     plugin's scheduler) it was delivered; the sender records that, with its clock."""

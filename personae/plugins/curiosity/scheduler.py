@@ -72,6 +72,8 @@ async def tick(runtime: Runtime) -> int:
     delivered = 0
     async with st.tick_lock:
         now = runtime.clock.now()
+        for scope in [s for s, until in st.not_before.items() if until <= now]:
+            del st.not_before[scope]  # expired holds: keep the map small
         for follow_up in await runtime.followups.due(now):
             scope = follow_up.scope
             if (now - follow_up.due_at).total_seconds() > st.settings.expire_seconds:
