@@ -232,6 +232,7 @@ async def test_items_that_reach_a_prompt_are_counted_as_used(
     item = await runtime.memory.add(Scope("ada", ann), "Is afraid of spiders")
     await runtime.reply(Turn(ann, "bea", "spiders again?", "c"))
     await runtime.background.drain()
+    await runtime.memory.flush_uses()  # counts are written in batches
     assert await runtime.memory.usage(Scope("ada", ann), item.id) == (1, clock.now())
 
 
@@ -266,3 +267,20 @@ async def test_embeddings_are_stored_and_steer_recall_when_enabled(
         assert fake_ollama.requests_to("/api/embed")[-1].json["input"] == ["boat weekends"]
         system = reply_prompts(fake_ollama)[-1]
         assert system.index("Sails a small boat") < system.index("Unrelated note")
+
+
+async def test_use_counts_collect_in_memory_and_are_written_in_groups(
+    runtime: Runtime, clock: ManualClock
+) -> None:
+    ann = await runtime.users.resolve("cli", "ann", "Ann")
+    scope = Scope("ada", ann)
+    often = await runtime.memory.add(scope, "Plays chess")
+    once = await runtime.memory.add(scope, "Reads poetry")
+    for _ in range(3):
+        runtime.memory.note_use([scope], [often.id], now=clock.now())
+    runtime.memory.note_use([scope], [once.id], now=clock.now())
+    assert await runtime.memory.usage(scope, often.id) == (0, None)  # nothing written yet
+    assert await runtime.memory.flush_uses() == 2
+    assert await runtime.memory.usage(scope, often.id) == (3, clock.now())
+    assert await runtime.memory.usage(scope, once.id) == (1, clock.now())
+    assert await runtime.memory.flush_uses() == 0

@@ -60,7 +60,13 @@ async def personae_startup(runtime: Runtime) -> None:
     st = learning.state(runtime)
     every = st.settings.tick_seconds
     if st.settings.learn and every > 0:
-        st.loop = background.repeat(every, lambda: learning.tick(runtime), name="profile:idle")
+        st.loop = background.repeat(every, lambda: _idle(runtime), name="profile:idle")
+
+
+async def _idle(runtime: Runtime) -> None:
+    """The periodic work: learn from idle conversations, write waiting use counts."""
+    await learning.tick(runtime)
+    await runtime.memory.flush_uses()
 
 
 @hookimpl
@@ -69,6 +75,7 @@ async def personae_shutdown(runtime: Runtime) -> None:
     st = learning.state(runtime)
     await background.cancel(st.loop)
     st.loop = None
+    await runtime.memory.flush_uses()
     if st.settings.learn and st.batches:
         grace = runtime.settings.runtime.shutdown_grace_seconds
         try:
@@ -107,6 +114,7 @@ async def export_user_data(
     user_id: int, persona_id: str | None, runtime: Runtime
 ) -> list[dict[str, Any]]:
     """Every item (active and retired) with its revisions."""
+    await runtime.memory.flush_uses()
     return await runtime.memory.export(user_id, persona_id)
 
 
@@ -114,4 +122,5 @@ async def export_user_data(
 async def forget_user(user_id: int, persona_id: str | None, runtime: Runtime) -> int:
     """Delete every item and revision; nothing learned before is written after."""
     await learning.forget(runtime, user_id, persona_id)
+    await runtime.memory.flush_uses()  # waiting counts of items that stay
     return await runtime.memory.forget(user_id, persona_id)

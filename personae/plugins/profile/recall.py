@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from personae.core.runtime import Runtime
 
 log = logging.getLogger("personae.plugins.profile")
+USES_FLUSH_AT = 500
+"""Waiting use counts written at once when this many items collect (they are also
+written by the idle loop, at shutdown, and before an export)."""
 
 
 async def embed_texts(
@@ -78,8 +81,7 @@ async def recall_section(
     if not items:
         return None
     used = [item.id for item in items]
-    runtime.background.spawn(
-        lambda: runtime.memory.record_use(scopes, used, now=now), name="profile:record_use"
-    )
+    if runtime.memory.note_use(scopes, used, now=now) >= USES_FLUSH_AT:
+        runtime.background.spawn(runtime.memory.flush_uses, name="profile:uses")
     lines = [render_item(item, turn.persona_id) for item in items]
     return PromptSection(name="profile", text="\n".join(lines), kind="memory", order=50)
