@@ -10,10 +10,8 @@ concurrently. Slow follow-up work runs in the background after the reply.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +22,7 @@ from personae.core.clock import Clock
 from personae.core.commands import CommandRegistry
 from personae.core.errors import LLMResponseError, StartupError
 from personae.core.llm.base import ChatRequest, LLMBackend
+from personae.core.locks import KeyedLocks
 from personae.core.personas import PersonaRegistry
 from personae.core.plugins import PluginManager, create_plugin_manager
 from personae.core.proactive import ProactiveHub
@@ -104,7 +103,7 @@ class Runtime:
         self.backends: dict[str, LLMBackend] = {}
         self.services: dict[str, Any] = {}  # services plugins offer adapters, e.g. "voice"
         self._llm: LLMBackend | None = None
-        self._locks: dict[tuple[str, int, str], tuple[asyncio.Lock, list[int]]] = {}
+        self._conversations: KeyedLocks[tuple[str, int, str]] = KeyedLocks()
         self.started = False
         self.turns_completed = 0
         self.turns_failed = 0
@@ -189,19 +188,6 @@ class Runtime:
         assert stream.reply is not None
         return stream.reply
 
-    @asynccontextmanager
-    async def _conversation_lock(self, turn: Turn) -> AsyncIterator[None]:
-        key = (turn.persona_id, turn.user_id, turn.conversation)
-        lock, users = self._locks.setdefault(key, (asyncio.Lock(), [0]))
-        users[0] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            users[0] -= 1
-            if users[0] == 0:
-                self._locks.pop(key, None)
-
     async def prompt_sections(
         self,
         turn: Turn,
@@ -233,7 +219,7 @@ class Runtime:
         return ChatRequest(messages=messages, model=settings.model, options=dict(settings.options))
 
     async def _run_turn(self, turn: Turn, stream: ReplyStream) -> AsyncIterator[str]:
-        async with self._conversation_lock(turn):
+        async with self._conversations.hold((turn.persona_id, turn.user_id, turn.conversation)):
             card = await self.personas.get(turn.persona_id, viewer=turn.user_id)
             scope = turn.scope
             scopes = await self.personas.readable_scopes(card, scope)

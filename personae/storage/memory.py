@@ -20,7 +20,6 @@ so tests can move time), else the wall clock.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import hashlib
 import math
@@ -34,6 +33,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
+from personae.core.locks import KeyedLocks
 from personae.core.types import Scope
 from personae.storage.models import MemoryItem, MemoryRevision
 from personae.storage.recall import (
@@ -294,22 +294,10 @@ class MemoryStore:
     """Scoped access to memory items. Every method takes the scope explicitly."""
 
     def __init__(self) -> None:
-        self._locks: dict[Scope, tuple[asyncio.Lock, list[int]]] = {}
+        self._scopes: KeyedLocks[Scope] = KeyedLocks()
         self._uses: dict[int, tuple[int, int, datetime]] = {}  # id -> (user, count, when)
 
     # -- sessions ----------------------------------------------------------------
-
-    @asynccontextmanager
-    async def _scope_lock(self, scope: Scope) -> AsyncIterator[None]:
-        lock, users = self._locks.setdefault(scope, (asyncio.Lock(), [0]))
-        users[0] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            users[0] -= 1
-            if users[0] == 0:
-                self._locks.pop(scope, None)
 
     @asynccontextmanager
     async def session(
@@ -317,7 +305,7 @@ class MemoryStore:
     ) -> AsyncIterator[MemorySession]:
         """Open a :class:`MemorySession` on ``scope``: one transaction, serialised
         against other sessions of the scope in this process and in others."""
-        async with self._scope_lock(scope), in_transaction() as conn:
+        async with self._scopes.hold(scope), in_transaction() as conn:
             query = MemoryItem.filter(persona_id=scope.persona_id, user_id=scope.user_id)
             if conn.capabilities.dialect == "postgres":
                 await conn.execute_query("SELECT pg_advisory_xact_lock($1)", [_advisory_key(scope)])

@@ -39,6 +39,7 @@ from personae.adapters.discord.streaming import ReplyWriter, Throttle
 from personae.adapters.discord.voice import DiscordVoice
 from personae.core.cards import PersonaCard
 from personae.core.errors import ConfigError, PersonaeError
+from personae.core.locks import KeyedLocks
 from personae.core.proactive import ProactiveMessage
 from personae.core.runtime import Runtime
 from personae.core.settings import Settings
@@ -102,7 +103,7 @@ class PersonaeBot(discord.AutoShardedClient):
         self.voice = DiscordVoice(self)
         self.turns_answered = 0
         self.turns_undelivered = 0
-        self._channel_locks: dict[int, tuple[asyncio.Lock, list[int]]] = {}
+        self._channel_locks: KeyedLocks[int] = KeyedLocks()
         self._busy = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -142,17 +143,12 @@ class PersonaeBot(discord.AutoShardedClient):
     @asynccontextmanager
     async def _channel(self, channel_id: int) -> AsyncIterator[None]:
         """One turn at a time per channel; waiting turns go in arrival order."""
-        lock, users = self._channel_locks.setdefault(channel_id, (asyncio.Lock(), [0]))
-        users[0] += 1
         self._busy += 1
         self._idle.clear()
         try:
-            async with lock:
+            async with self._channel_locks.hold(channel_id):
                 yield
         finally:
-            users[0] -= 1
-            if users[0] == 0:
-                self._channel_locks.pop(channel_id, None)
             self._busy -= 1
             if self._busy == 0:
                 self._idle.set()

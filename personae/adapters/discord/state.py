@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from personae.core.locks import KeyedLocks
+
 log = logging.getLogger("personae.discord.state")
 
 
@@ -49,7 +51,7 @@ class DiscordState:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._cache: dict[str, tuple[int, dict[str, Any]]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: KeyedLocks[str] = KeyedLocks()
 
     @staticmethod
     def _key(guild_id: int | None) -> str:
@@ -97,7 +99,7 @@ class DiscordState:
 
     async def _update(self, guild_id: int | None, change: Callable[[dict[str, Any]], None]) -> None:
         key = self._key(guild_id)
-        async with self._locks.setdefault(key, asyncio.Lock()):
+        async with self._locks.hold(key):
             data = json.loads(json.dumps(await asyncio.to_thread(self._load, key)))  # a copy
             change(data)
             await asyncio.to_thread(self._store, key, data)

@@ -35,6 +35,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from personae.core.locks import KeyedLocks
 from personae.plugins.voice import audio as audio_mod
 from personae.plugins.voice.audio import AudioFormat, concat_wav, parse_wav
 from personae.plugins.voice.engines.base import TTSEngine, VoiceInfo
@@ -301,7 +302,7 @@ class VoiceService:
         self.clock = clock
         self.store = store or VoiceStore()
         self._semaphore = asyncio.Semaphore(settings.concurrency)
-        self._clone_locks: dict[int, asyncio.Lock] = {}
+        self._clone_locks: KeyedLocks[int] = KeyedLocks()
         self._clone_failed: dict[int, float] = {}
         self._voice_lists: dict[str, tuple[float, list[VoiceInfo]]] = {}
 
@@ -394,8 +395,7 @@ class VoiceService:
         failed_at = self._clone_failed.get(record.id)
         if failed_at is not None and time.monotonic() - failed_at < _CLONE_RETRY_SECONDS:
             return None
-        lock = self._clone_locks.setdefault(record.id, asyncio.Lock())
-        async with lock:
+        async with self._clone_locks.hold(record.id):
             fresh = await self.store.sample(record.owner_id, record.id)
             if fresh is None:
                 return None
