@@ -6,7 +6,10 @@ Ollama reply through the same ``ollama`` client, measured in the same run.
 
 Two phases, each printing requests/s and the p50/p99 time to the first event for
 both, and the overhead personae adds (targets: >= 0.5x the bare throughput,
-first-event overhead p99 <= 10 ms):
+first-event overhead p99 <= 10 ms). Both servers also report how long a request
+ran in the server before it called the model ("in server before model"): what
+personae does first (authenticate, find the persona and the history, gather the
+plugins' prompt sections), against the bare handler's reading of the body.
 
 - saturated: the fake model answers instantly, so the servers are CPU-bound and
   requests/s is their capacity (time to first event is then mostly queueing);
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import json
 import multiprocessing
 import statistics
@@ -38,6 +42,42 @@ REPLY_WORD = "lorem "
 LEARNERS = ("profile", "curiosity", "voice")
 """Plugins that do slow work (more LLM calls) after each reply; off by default so
 the figures measure the service, not the fake model's extra load."""
+EXAMPLES = ("mood",)
+"""The example third-party plugin a development install adds; not part of personae."""
+
+_STARTED: contextvars.ContextVar[float | None] = contextvars.ContextVar("started", default=None)
+_APP: contextvars.ContextVar[str] = contextvars.ContextVar("app", default="")
+BEFORE_MODEL: dict[str, list[float]] = {"bare": [], "personae": []}
+"""Per server: seconds from a request's arrival to its call of the model."""
+
+
+def timed(name: str) -> Any:
+    """A middleware that notes when a request arrived, for :func:`watch_model_calls`."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        _STARTED.set(time.perf_counter())
+        _APP.set(name)
+        return await handler(request)
+
+    return middleware
+
+
+def watch_model_calls() -> None:
+    """Record, for both servers alike, how long a request ran before it called
+    ``ollama.AsyncClient.chat``: what each does before the model is asked."""
+    import ollama
+
+    chat = ollama.AsyncClient.chat
+
+    async def watched(self: Any, *args: Any, **kwargs: Any) -> Any:
+        started = _STARTED.get()
+        if started is not None:
+            BEFORE_MODEL[_APP.get()].append(time.perf_counter() - started)
+            _STARTED.set(None)  # only the reply's call, not later ones
+        return await chat(self, *args, **kwargs)
+
+    ollama.AsyncClient.chat = watched  # type: ignore[method-assign]
 
 
 # -- the servers (child process) -------------------------------------------------------
@@ -52,15 +92,16 @@ def bare_app(ollama_url: str) -> web.Application:
     async def chat(request: web.Request) -> web.StreamResponse:
         body = await request.json()
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
         messages = [{"role": "user", "content": body["message"]}]
         async for part in await client.chat(model="llama3.2", messages=messages, stream=True):
             text = part.message.content or ""
+            if not response.prepared:  # headers go out with the first event
+                await response.prepare(request)
             await response.write(f"event: chunk\ndata: {json.dumps({'text': text})}\n\n".encode())
         await response.write(b"event: done\ndata: {}\n\n")
         return response
 
-    app = web.Application()
+    app = web.Application(middlewares=[timed("bare")])
     app.router.add_post("/chat", chat)
     return app
 
@@ -74,19 +115,22 @@ async def serve(pipe: Connection, chunks: int, learning: bool) -> None:
     from personae.testing.fake_ollama import FakeOllama
 
     logging_off()
+    watch_model_calls()
     with tempfile.TemporaryDirectory() as folder:
         async with FakeOllama() as fake:
             fake.reply_with([REPLY_WORD] * chunks)
             settings = Settings(
                 data_dir=Path(folder),
-                disabled_plugins=[] if learning else list(LEARNERS),
+                disabled_plugins=[*EXAMPLES, *([] if learning else LEARNERS)],
                 ollama={"host": fake.url},
                 web={"chat_rate_per_minute": 0, "login_rate_per_minute": 0},
             )
             hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
             runners = []
             ports = []
-            for app in (bare_app(fake.url), init_app(settings, accounts=AccountStore(hasher))):
+            personae_app = init_app(settings, accounts=AccountStore(hasher))
+            personae_app.middlewares.insert(0, timed("personae"))
+            for app in (bare_app(fake.url), personae_app):
                 runner = web.AppRunner(app, access_log=None)
                 await runner.setup()
                 await web.TCPSite(runner, "127.0.0.1", 0, backlog=1024).start()
@@ -95,6 +139,11 @@ async def serve(pipe: Connection, chunks: int, learning: bool) -> None:
             pipe.send(ports)
             loop = asyncio.get_running_loop()
             while (command := await loop.run_in_executor(None, pipe.recv)) != "stop":
+                if command == "timings":
+                    pipe.send({name: list(values) for name, values in BEFORE_MODEL.items()})
+                    for values in BEFORE_MODEL.values():
+                        values.clear()
+                    continue
                 fake.chunk_delay = float(command)
                 pipe.send("ok")
             for runner in reversed(runners):
@@ -210,11 +259,14 @@ async def run(args: argparse.Namespace, ports: list[int], pipe: Connection) -> N
     for title, delay, requests in phases:
         pipe.send(str(delay))
         pipe.recv()
+        pipe.send("timings")
+        pipe.recv()  # forget the warm-up's
         results = []
         for _ in range(args.rounds):  # interleave, so drift hits both alike
             results.append(await load("bare", bare_url, {}, requests, args.concurrency))
             results.append(await load("personae", personae_url, auth, requests, args.concurrency))
-        report(title, args, requests, results)
+        pipe.send("timings")
+        report(title, args, requests, results, pipe.recv())
 
 
 def merge(name: str, results: list[Result]) -> Result:
@@ -227,7 +279,18 @@ def merge(name: str, results: list[Result]) -> Result:
     )
 
 
-def report(title: str, args: argparse.Namespace, requests: int, results: list[Result]) -> None:
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] * 1000
+
+
+def report(
+    title: str,
+    args: argparse.Namespace,
+    requests: int,
+    results: list[Result],
+    before_model: dict[str, list[float]],
+) -> None:
     bare, personae = merge("bare", results), merge("personae", results)
     print(f"\n== {title}")
     print(
@@ -241,6 +304,12 @@ def report(title: str, args: argparse.Namespace, requests: int, results: list[Re
         print(
             f"{f'time to first event p{p} (ms)':28}"
             f"{bare.percentile(p):>14.2f}{personae.percentile(p):>14.2f}"
+        )
+    for p in (50, 99):
+        print(
+            f"{f'in server before model p{p}':28}"
+            f"{percentile(before_model['bare'], p):>14.2f}"
+            f"{percentile(before_model['personae'], p):>14.2f}"
         )
     print(f"{'errors':28}{bare.errors:>14}{personae.errors:>14}")
     ratio = personae.rate / bare.rate

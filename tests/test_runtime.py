@@ -10,8 +10,9 @@ import pytest
 from personae.core.errors import LLMError, LLMResponseError, PersonaNotFound
 from personae.core.runtime import Runtime
 from personae.core.types import Scope, Turn
+from personae.storage import HistoryStore
 from personae.testing.fake_ollama import FakeChatRequest, FakeOllama
-from tests.conftest import reply_prompts
+from tests.conftest import make_settings, reply_prompts
 
 
 @pytest.fixture
@@ -203,3 +204,88 @@ async def test_a_failing_plugin_does_not_lose_the_reply(
     user = await runtime.users.resolve("cli", "ann")
     assert (await runtime.reply(Turn(user, "sage", "hello", "c"))).text == "still here"
     assert "broken-plugin" in caplog.text and "prompt_sections" in caplog.text
+
+
+# -- the conversation's history kept in memory -------------------------------------------
+
+
+async def test_a_turn_starts_from_the_history_in_memory_matching_the_stored_one(
+    runtime: Runtime, fake_ollama: FakeOllama
+) -> None:
+    user = await runtime.users.resolve("cli", "ann")
+    scope = Scope("sage", user)
+    fake_ollama.reply_with("First answer.")
+    await runtime.reply(Turn(user, "sage", "first question", "c"))
+    await runtime.reply(Turn(user, "sage", "second question", "c"))
+    cached = runtime.history.cached_recent(scope, "c", runtime.settings.memory.history_messages)
+    stored = await runtime.history.recent(scope, "c", runtime.settings.memory.history_messages)
+    assert cached is not None
+    assert [(m.id, m.role, m.content) for m in cached] == [
+        (m.id, m.role, m.content) for m in stored
+    ]
+    assert len(reply_prompts(fake_ollama)) == 2  # no turn needed a second try
+
+
+async def test_history_another_process_added_wins_over_the_one_in_memory(
+    runtime: Runtime, fake_ollama: FakeOllama
+) -> None:
+    user = await runtime.users.resolve("cli", "ann")
+    scope = Scope("sage", user)
+    fake_ollama.reply_with("First answer.")
+    await runtime.reply(Turn(user, "sage", "first question", "c"))
+    # Another process serving the same conversation (its own store, its own memory):
+    await HistoryStore().append_exchange(scope, "c", "asked elsewhere", "answered elsewhere")
+    reply = await runtime.reply(Turn(user, "sage", "third question", "c"))
+    prompts = reply_prompts(fake_ollama)
+    assert len(prompts) == 3  # the guess from memory was started, then dropped
+    stale = [m["content"] for m in prompts[1].json["messages"]]
+    used = [m["content"] for m in prompts[2].json["messages"]]
+    assert "asked elsewhere" not in stale
+    assert used[-5:] == [
+        "first question",
+        "First answer.",
+        "asked elsewhere",
+        "answered elsewhere",
+        "third question",
+    ]
+    stored = await runtime.history.recent(scope, "c", 10)
+    assert [m.content for m in stored][-2:] == ["third question", "First answer."]
+    assert reply.text == "First answer."
+
+
+async def test_a_conversation_cleared_elsewhere_is_not_brought_back(
+    runtime: Runtime, fake_ollama: FakeOllama
+) -> None:
+    user = await runtime.users.resolve("cli", "ann")
+    scope = Scope("sage", user)
+    await runtime.reply(Turn(user, "sage", "a secret", "c"))
+    await HistoryStore().clear(scope, "c")  # by another process
+    await runtime.reply(Turn(user, "sage", "next", "c"))
+    contents = [m["content"] for m in reply_prompts(fake_ollama)[-1].json["messages"]]
+    assert "a secret" not in contents
+
+
+async def test_forgetting_drops_the_history_kept_in_memory(
+    runtime: Runtime, fake_ollama: FakeOllama
+) -> None:
+    user = await runtime.users.resolve("cli", "ann")
+    await runtime.reply(Turn(user, "sage", "a secret", "c"))
+    await runtime.reply(Turn(user, "scav", "another", "c"))
+    await runtime.forget_user(user, "sage")
+    assert runtime.history.cached_recent(Scope("sage", user), "c", 1) is None
+    assert runtime.history.cached_recent(Scope("scav", user), "c", 1) is not None
+    await runtime.forget_user(user)
+    assert runtime.history.cached_recent(Scope("scav", user), "c", 1) is None
+
+
+async def test_the_history_cache_can_be_turned_off(tmp_path: Path, fake_ollama: FakeOllama) -> None:
+    settings = make_settings(
+        tmp_path,
+        fake_ollama,
+        f"sqlite://{tmp_path / 'off.db'}",
+        memory={"history_cache_conversations": 0},
+    )
+    async with Runtime(settings) as runtime:
+        user = await runtime.users.resolve("cli", "ann")
+        await runtime.reply(Turn(user, "sage", "hello", "c"))
+        assert runtime.history.cached_recent(Scope("sage", user), "c", 1) is None

@@ -10,6 +10,8 @@ concurrently. Slow follow-up work runs in the background after the reply.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -92,7 +94,7 @@ class Runtime:
         )
         self.db = Database(settings.db_url)
         self.users = UserStore()
-        self.history = HistoryStore()
+        self.history = HistoryStore(settings.memory.history_cache_conversations)
         self.memory = MemoryStore()
         self.followups = FollowUpStore()
         self.plugin_state = PluginStateStore()
@@ -223,24 +225,58 @@ class Runtime:
             card = await self.personas.get(turn.persona_id, viewer=turn.user_id)
             scope = turn.scope
             scopes = await self.personas.readable_scopes(card, scope)
-            history = await self.history.recent(
-                scope, turn.conversation, self.settings.memory.history_messages
-            )
+            limit = self.settings.memory.history_messages
+            # With this conversation's history in memory, the model starts at once
+            # and the stored history is read meanwhile: if another process added to
+            # the conversation, the reply restarts (before any chunk is out) on it.
+            history = self.history.cached_recent(scope, turn.conversation, limit)
+            check: asyncio.Future[list[StoredMessage]] | None = None
+            if history is None:
+                history = await self.history.recent(scope, turn.conversation, limit)
+            else:
+                check = asyncio.ensure_future(self.history.recent(scope, turn.conversation, limit))
+            # Sections are gathered once: plugins may act on them (a woven question
+            # is recorded as asked), and they hold across a restart.
             sections = await self.prompt_sections(turn, card, scopes, history)
-            messages = build_messages(
-                card, user=turn.user_name, text=turn.text, history=history, sections=sections
-            )
             chunks: list[str] = []
             try:
-                async for chunk in self.llm.stream_chat(self.chat_request(card, messages)):
-                    chunks.append(chunk)
-                    yield chunk
+                while True:
+                    messages = build_messages(
+                        card,
+                        user=turn.user_name,
+                        text=turn.text,
+                        history=history,
+                        sections=sections,
+                    )
+                    request = self.chat_request(card, messages)
+                    restart = False
+                    reply_chunks = self.llm.stream_chat(request)
+                    try:
+                        async for chunk in reply_chunks:
+                            if check is not None:
+                                stored, check = await check, None
+                                if [m.id for m in stored] != [m.id for m in history]:
+                                    history, restart = stored, True
+                                    break
+                            chunks.append(chunk)
+                            yield chunk
+                    finally:
+                        close = getattr(reply_chunks, "aclose", None)
+                        if close is not None:
+                            await close()
+                    if not restart:
+                        break
                 text = "".join(chunks).strip()
                 if not text:
                     raise LLMResponseError("The model returned an empty reply; try again.")
             except BaseException:
                 self.turns_failed += 1
                 raise
+            finally:
+                if check is not None:
+                    check.cancel()
+                    with contextlib.suppress(BaseException):
+                        await check
             asked, said = await self.history.append_exchange(
                 scope, turn.conversation, turn.text, text
             )

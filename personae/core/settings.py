@@ -46,6 +46,10 @@ class MemorySettings(BaseModel):
     recall_max_items: int = Field(12, ge=0)
     recall_candidates: int = Field(200, ge=1)
     history_messages: int = Field(20, ge=0)
+    history_cache_conversations: int = Field(1000, ge=0)
+    """How many conversations' last messages each process keeps in memory, so a
+    turn starts the model without waiting for the database (the stored history is
+    still read during the turn and wins if it differs); 0 turns this off."""
 
 
 class RuntimeSettings(BaseModel):

@@ -172,7 +172,7 @@ async def restore(path: Path) -> dict[str, int]:
             raise PortabilityError(f"{path} holds rows of {table!r}, a table this database lacks.")
         grouped[table].append(row)
     counts: dict[str, int] = {}
-    async with in_transaction() as tx:
+    async with in_transaction("default") as tx:
         if kind == "postgres":
             quoted = ", ".join(f'"{t}"' for t in tables)
             await tx.execute_script(f"TRUNCATE {quoted} CASCADE")

@@ -158,7 +158,7 @@ async def rollback(settings: Settings, run_id: str) -> Manifest:
         )
     created = manifest.created
     kept: dict[str, list[Any]] = {"users": [], "conversations": []}
-    async with in_transaction() as conn:
+    async with in_transaction("default") as conn:
         items = created["memory_items"]
         if items:
             await m.MemoryRevision.filter(item_id__in=items).using_db(conn).delete()

@@ -389,7 +389,7 @@ async def run_import(
     )
     saved = False
     try:
-        async with in_transaction() as conn:
+        async with in_transaction("default") as conn:
             writer = _Writer(conn, manifest, shown, stamp)
             await writer.run(batch)
             result.counts, result.problems = writer.counts, [*result.problems, *writer.problems]

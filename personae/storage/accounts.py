@@ -21,6 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from personae.core.cache import RefreshingCache
 from personae.core.errors import PersonaeError
 from personae.storage.models import ApiToken, Identity, User, WebSession
 
@@ -104,10 +105,27 @@ class AccountStore:
     """Accounts, API tokens and browser sessions. Every token or session method
     that names a user only ever touches that user's rows."""
 
-    def __init__(self, hasher: PasswordHasher | None = None) -> None:
+    def __init__(
+        self, hasher: PasswordHasher | None = None, *, cache_seconds: float = 30.0
+    ) -> None:
+        """``cache_seconds``: how long a token's or session's account may be served
+        from memory. Changes made through this store apply at once; changes made by
+        another process (a revoked token, a deleted account) within that time."""
         self.hasher = hasher or PasswordHasher()
         self._create_lock = asyncio.Lock()
         self._dummy_hash: str | None = None
+        self._tokens: RefreshingCache[str, Account | None] = RefreshingCache(
+            self._token_account, ttl=cache_seconds, max_size=4096
+        )
+        self._sessions: RefreshingCache[str, SessionRecord | None] = RefreshingCache(
+            self._session_record, ttl=cache_seconds, max_size=4096
+        )
+
+    def changed(self) -> None:
+        """Forget every cached token and session: call after changing accounts,
+        tokens or sessions other than through this store (e.g. merging accounts)."""
+        self._tokens.invalidate()
+        self._sessions.invalidate()
 
     # -- accounts ------------------------------------------------------------------
 
@@ -126,7 +144,7 @@ class AccountStore:
         password_hash = await asyncio.to_thread(self.hasher.hash, password)
         async with self._create_lock:
             try:
-                async with in_transaction() as conn:
+                async with in_transaction("default") as conn:
                     first = not await User.filter(username__isnull=False).using_db(conn).exists()
                     user = await User.create(
                         name=(name or canonical)[:100],
@@ -183,12 +201,14 @@ class AccountStore:
         """Change the password and end every browser session of the user."""
         check_password(password)
         password_hash = await asyncio.to_thread(self.hasher.hash, password)
-        async with in_transaction() as conn:
+        async with in_transaction("default") as conn:
             await User.filter(id=user_id).using_db(conn).update(password_hash=password_hash)
             await WebSession.filter(user_id=user_id).using_db(conn).delete()
+        self.changed()
 
     async def set_current_persona(self, user_id: int, persona_id: str | None) -> None:
         await User.filter(id=user_id).update(current_persona=persona_id)
+        self.changed()
 
     # -- API tokens ----------------------------------------------------------------
 
@@ -211,14 +231,18 @@ class AccountStore:
         updated = await ApiToken.filter(
             id=token_id, user_id=user_id, revoked_at__isnull=True
         ).update(revoked_at=datetime.now(UTC))
+        self.changed()
         return updated > 0
 
     async def authenticate_token(self, secret: str) -> Account | None:
         """The account a bearer token belongs to, or None (unknown or revoked)."""
         if not secret.startswith(TOKEN_PREFIX) or len(secret) > 128:
             return None
+        return await self._tokens.get(_hash(secret))
+
+    async def _token_account(self, token_hash: str) -> Account | None:
         row = await ApiToken.get_or_none(
-            token_hash=_hash(secret), revoked_at__isnull=True
+            token_hash=token_hash, revoked_at__isnull=True
         ).select_related("user")
         if row is None:
             return None
@@ -248,11 +272,16 @@ class AccountStore:
         """The live session for a cookie secret, or None (unknown or expired)."""
         if not secret or len(secret) > 128:
             return None
-        row = await WebSession.get_or_none(id=_hash(secret))
-        if row is None:
+        record = await self._sessions.get(_hash(secret))
+        if record is not None and record.expires_at <= datetime.now(UTC):
+            await WebSession.filter(id=_hash(secret)).delete()
+            self._sessions.invalidate(_hash(secret))
             return None
-        if row.expires_at <= datetime.now(UTC):
-            await WebSession.filter(id=row.id).delete()
+        return record
+
+    async def _session_record(self, session_id: str) -> SessionRecord | None:
+        row = await WebSession.get_or_none(id=session_id)
+        if row is None:
             return None
         account = await self.get(row.user_id)  # type: ignore[attr-defined]
         if account is None:
@@ -260,7 +289,11 @@ class AccountStore:
         return SessionRecord(account, row.csrf_token, row.expires_at)
 
     async def delete_session(self, secret: str) -> bool:
-        return await WebSession.filter(id=_hash(secret)).delete() > 0
+        deleted = await WebSession.filter(id=_hash(secret)).delete() > 0
+        self._sessions.invalidate(_hash(secret))
+        return deleted
 
     async def delete_expired_sessions(self) -> int:
-        return await WebSession.filter(expires_at__lte=datetime.now(UTC)).delete()
+        deleted = await WebSession.filter(expires_at__lte=datetime.now(UTC)).delete()
+        self._sessions.invalidate()
+        return deleted

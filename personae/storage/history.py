@@ -9,6 +9,7 @@ from typing import Any
 from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
+from tortoise.functions import Max
 from tortoise.transactions import in_transaction
 
 from personae.core.types import Scope
@@ -27,18 +28,24 @@ def _marks(conn: BaseDBAsyncClient, count: int) -> list[str]:
     return ["?"] * count
 
 
-def _timestamp(conn: BaseDBAsyncClient) -> datetime | str:
-    """Now, as Tortoise stores it: a datetime for PostgreSQL, an ISO string in SQLite."""
-    now = datetime.now(UTC)
-    return now if _postgres(conn) else now.isoformat(sep=" ")
+def _timestamp(conn: BaseDBAsyncClient, at: datetime | None = None) -> datetime | str:
+    """A time (now by default) as Tortoise stores it: a datetime for PostgreSQL, an
+    ISO string in SQLite."""
+    at = at or datetime.now(UTC)
+    return at if _postgres(conn) else at.isoformat(sep=" ")
 
 
 async def _insert_pair(
-    conn: BaseDBAsyncClient, conversation_id: int, scope: Scope, asked: str, said: str
+    conn: BaseDBAsyncClient,
+    conversation_id: int,
+    scope: Scope,
+    asked: str,
+    said: str,
+    at: datetime,
 ) -> tuple[int, int]:
     """Insert the user message and the reply in one statement; their ids."""
     p = _marks(conn, 12)
-    now = _timestamp(conn)
+    now = _timestamp(conn, at)
     rows = await conn.execute_query_dict(
         "INSERT INTO messages (conversation_id, persona_id, user_id, role, content, created_at) "
         f"VALUES ({', '.join(p[:6])}), ({', '.join(p[6:])}) RETURNING id, role",
@@ -49,6 +56,11 @@ async def _insert_pair(
     )
     ids = {row["role"]: row["id"] for row in rows}
     return ids["user"], ids["assistant"]
+
+
+def _latest(*stamps: Any) -> datetime:
+    """The latest of some stored timestamps (None ones skipped)."""
+    return max(t for t in map(parse_timestamp, stamps) if t is not None)
 
 
 def _record(row: Message, key: str) -> StoredMessage:
@@ -63,17 +75,62 @@ def _record(row: Message, key: str) -> StoredMessage:
     )
 
 
+ConversationKey = tuple[str, int, str]
+"""(persona id, user id, conversation key)."""
+
+
 class HistoryStore:
     """Messages of the conversations between one persona and one user.
 
     The two statements on every turn's path (:meth:`recent` and
     :meth:`append_exchange`) are written in plain SQL: through the ORM they cost
-    more in query building and row conversion than in the database."""
+    more in query building and row conversion than in the database.
 
-    def __init__(self) -> None:
+    The last messages of the ``cache_conversations`` most recently used
+    conversations are also kept in memory (:meth:`cached_recent`), updated by every
+    read and every exchange stored through this store. Another process may have
+    added to a conversation since, so a cached tail is only a guess the runtime
+    checks against :meth:`recent` while the model works (see ``Runtime``)."""
+
+    def __init__(self, cache_conversations: int = 1000) -> None:
         # (persona, user, key) -> conversation id; a stale id (the conversation was
         # deleted by another process) fails its foreign key and is read again.
-        self._ids: OrderedDict[tuple[str, int, str], int] = OrderedDict()
+        self._ids: OrderedDict[ConversationKey, int] = OrderedDict()
+        # (persona, user, key) -> (how many were asked for, the last messages)
+        self._tails: OrderedDict[ConversationKey, tuple[int, list[StoredMessage]]]
+        self._tails = OrderedDict()
+        self._cache_size = cache_conversations
+        self._generation = 0  # moved by every clear and forget
+
+    def cached_recent(self, scope: Scope, key: str, limit: int) -> list[StoredMessage] | None:
+        """The last ``limit`` messages as this process last saw them, or None when
+        it has not read this conversation (with at least that limit) lately."""
+        entry = self._tails.get((scope.persona_id, scope.user_id, key))
+        if entry is None or entry[0] < limit:
+            return None
+        self._tails.move_to_end((scope.persona_id, scope.user_id, key))
+        return entry[1][-limit:] if limit > 0 else []
+
+    def _keep_tail(
+        self, cache_key: ConversationKey, limit: int, messages: list[StoredMessage]
+    ) -> None:
+        if self._cache_size <= 0 or limit <= 0:
+            return
+        self._tails[cache_key] = (limit, messages[-limit:])
+        self._tails.move_to_end(cache_key)
+        while len(self._tails) > self._cache_size:
+            self._tails.popitem(last=False)
+
+    def _drop_tails(
+        self, user_id: int, persona_id: str | None = None, key: str | None = None
+    ) -> None:
+        self._generation += 1
+        for cached in [
+            k
+            for k in self._tails
+            if k[1] == user_id and persona_id in (None, k[0]) and key in (None, k[2])
+        ]:
+            del self._tails[cached]
 
     async def _conversation_id(self, scope: Scope, key: str) -> int | None:
         row = await Conversation.get_or_none(
@@ -89,6 +146,7 @@ class HistoryStore:
         """The last ``limit`` messages of this conversation, oldest first."""
         if limit <= 0:
             return []
+        generation = self._generation
         conn = Tortoise.get_connection("default")
         p = _marks(conn, 6)
         rows = await conn.execute_query_dict(
@@ -98,7 +156,7 @@ class HistoryStore:
             f"AND c.user_id = {p[3]} AND c.key = {p[4]} ORDER BY m.id DESC LIMIT {p[5]}",
             [scope.persona_id, scope.user_id, scope.persona_id, scope.user_id, key, limit],
         )
-        return [
+        messages = [
             StoredMessage(
                 id=row["id"],
                 conversation=key,
@@ -110,6 +168,9 @@ class HistoryStore:
             )
             for row in reversed(rows)
         ]
+        if generation == self._generation:  # no clear or forget ran meanwhile
+            self._keep_tail((scope.persona_id, scope.user_id, key), limit, messages)
+        return messages
 
     async def page(
         self, scope: Scope, key: str, *, before: int | None = None, limit: int = 50
@@ -132,11 +193,12 @@ class HistoryStore:
         """Store a user message and the persona's reply in one short transaction.
         Returns (user message id, reply message id)."""
         cache_key = (scope.persona_id, scope.user_id, key)
+        generation = self._generation
         for _ in range(3):
             conversation_id = self._ids.get(cache_key)
             try:
                 if conversation_id is None:
-                    async with in_transaction() as transaction:
+                    async with in_transaction("default") as transaction:
                         conversation, _ = await Conversation.get_or_create(
                             persona_id=scope.persona_id,
                             user_id=scope.user_id,
@@ -147,16 +209,22 @@ class HistoryStore:
                 # One statement, so atomic on its own: no transaction (and no lock on
                 # the connection) spans several round trips on every turn.
                 conn = Tortoise.get_connection("default")
-                ids = await _insert_pair(conn, conversation_id, scope, user_text, reply_text)
+                now = datetime.now(UTC)
+                ids = await _insert_pair(conn, conversation_id, scope, user_text, reply_text, now)
             except IntegrityError:
                 # The conversation was created concurrently, or deleted elsewhere.
                 self._ids.pop(cache_key, None)
                 continue
-            p = _marks(conn, 2)
-            await conn.execute_query(
-                f"UPDATE conversations SET updated_at = {p[0]} WHERE id = {p[1]}",
-                [_timestamp(conn), conversation_id],
-            )
+            tail = self._tails.get(cache_key)
+            if tail is not None and generation == self._generation:
+                limit, messages = tail
+                added = [
+                    StoredMessage(ids[0], key, *cache_key[:2], "user", user_text, now),
+                    StoredMessage(ids[1], key, *cache_key[:2], "assistant", reply_text, now),
+                ]
+                self._keep_tail(cache_key, limit, messages + added)
+            elif tail is not None:
+                self._tails.pop(cache_key, None)
             self._ids[cache_key] = conversation_id
             self._ids.move_to_end(cache_key)
             while len(self._ids) > 10_000:
@@ -165,21 +233,32 @@ class HistoryStore:
         raise RuntimeError("could not store the exchange")
 
     async def conversations(self, scope: Scope) -> list[dict[str, Any]]:
-        rows = await Conversation.filter(
-            persona_id=scope.persona_id, user_id=scope.user_id
-        ).order_by("-updated_at")
-        return [
-            {"key": row.key, "created_at": row.created_at, "updated_at": row.updated_at}
+        """The scope's conversations, most recently active first. ``updated_at`` is
+        the time of the last message (a turn writes only its messages, not the
+        conversation row)."""
+        rows = await (
+            Conversation.filter(persona_id=scope.persona_id, user_id=scope.user_id)
+            .annotate(last_message_at=Max("messages__created_at"))
+            .values("key", "created_at", "updated_at", "last_message_at")
+        )
+        found = [
+            {
+                "key": row["key"],
+                "created_at": row["created_at"],
+                "updated_at": _latest(row["created_at"], row["updated_at"], row["last_message_at"]),
+            }
             for row in rows
         ]
+        return sorted(found, key=lambda row: row["updated_at"], reverse=True)
 
     async def clear(self, scope: Scope, key: str) -> int:
         """Delete one conversation's messages; returns how many."""
         self._ids.pop((scope.persona_id, scope.user_id, key), None)
+        self._drop_tails(scope.user_id, scope.persona_id, key)
         conversation_id = await self._conversation_id(scope, key)
         if conversation_id is None:
             return 0
-        async with in_transaction() as conn:
+        async with in_transaction("default") as conn:
             count = (
                 await Message.filter(
                     persona_id=scope.persona_id,
@@ -190,17 +269,20 @@ class HistoryStore:
                 .delete()
             )
             await Conversation.filter(id=conversation_id).using_db(conn).delete()
+        self._drop_tails(scope.user_id, scope.persona_id, key)  # and what was read meanwhile
         return count
 
     async def forget(self, user_id: int, persona_id: str | None = None) -> int:
         """Delete every message (and conversation) of a user, for one persona or all."""
         self._forget_ids(user_id, persona_id)
+        self._drop_tails(user_id, persona_id)
         filters: dict[str, Any] = {"user_id": user_id}
         if persona_id is not None:
             filters["persona_id"] = persona_id
-        async with in_transaction() as conn:
+        async with in_transaction("default") as conn:
             count = await Message.filter(**filters).using_db(conn).delete()
             await Conversation.filter(**filters).using_db(conn).delete()
+        self._drop_tails(user_id, persona_id)  # and what was read meanwhile
         return count
 
     async def export(self, user_id: int, persona_id: str | None = None) -> list[dict[str, Any]]:

@@ -305,7 +305,7 @@ class MemoryStore:
     ) -> AsyncIterator[MemorySession]:
         """Open a :class:`MemorySession` on ``scope``: one transaction, serialised
         against other sessions of the scope in this process and in others."""
-        async with self._scopes.hold(scope), in_transaction() as conn:
+        async with self._scopes.hold(scope), in_transaction("default") as conn:
             query = MemoryItem.filter(persona_id=scope.persona_id, user_id=scope.user_id)
             if conn.capabilities.dialect == "postgres":
                 await conn.execute_query("SELECT pg_advisory_xact_lock($1)", [_advisory_key(scope)])
@@ -403,7 +403,7 @@ class MemoryStore:
     async def delete(self, scope: Scope, item_id: int) -> bool:
         """Delete an item of this scope and its revisions (the user asked for it to
         be gone: nothing of it is kept). False when the scope holds no such item."""
-        async with in_transaction() as conn:
+        async with in_transaction("default") as conn:
             deleted = (
                 await MemoryItem.filter(
                     id=item_id, persona_id=scope.persona_id, user_id=scope.user_id
@@ -546,7 +546,7 @@ class MemoryStore:
         filters: dict[str, Any] = {"user_id": user_id}
         if persona_id is not None:
             filters["persona_id"] = persona_id
-        async with in_transaction() as conn:
+        async with in_transaction("default") as conn:
             items = await MemoryItem.filter(**filters).using_db(conn).delete()
             revisions = await MemoryRevision.filter(**filters).using_db(conn).delete()
         return items + revisions

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from tortoise.expressions import Q
 
+from personae.core.cache import RefreshingCache
 from personae.storage.models import Persona
 
-IDS_TTL_SECONDS = 5.0
+IDS_TTL_SECONDS = 30.0
+
+StoredCard = tuple[dict[str, Any], int | None, bool]
 
 
 class PersonaStore:
@@ -18,21 +20,22 @@ class PersonaStore:
     ``owner_id`` None means a system persona (imported by an operator)."""
 
     def __init__(self) -> None:
-        self._ids: frozenset[str] | None = None
-        self._ids_read_at = 0.0
-        self._visible: dict[int | None, tuple[float, list[tuple[dict[str, Any], int | None, bool]]]]
-        self._visible = {}
+        self._ids: RefreshingCache[None, frozenset[str]] = RefreshingCache(
+            self._read_ids, ttl=IDS_TTL_SECONDS
+        )
+        self._visible: RefreshingCache[int | None, list[StoredCard]] = RefreshingCache(
+            self._read_visible, ttl=IDS_TTL_SECONDS
+        )
 
     async def stored_ids(self) -> frozenset[str]:
-        """The ids of every stored persona, re-read at most every few seconds (and
-        at once after a change made through this store). The runtime uses it only to
-        skip a lookup for built-in personas no stored card overrides."""
-        now = time.monotonic()
-        if self._ids is None or now - self._ids_read_at > IDS_TTL_SECONDS:
-            rows = await Persona.all().values("id")
-            self._ids = frozenset(str(row["id"]) for row in rows)
-            self._ids_read_at = now
-        return self._ids
+        """The ids of every stored persona, at most a few seconds old (and current
+        after a change made through this store). The runtime uses it only to skip a
+        lookup for built-in personas no stored card overrides."""
+        return await self._ids.get(None)
+
+    async def _read_ids(self, _: None) -> frozenset[str]:
+        rows = await Persona.all().values("id")
+        return frozenset(str(row["id"]) for row in rows)
 
     async def save(
         self, persona_id: str, card: dict[str, Any], *, owner_id: int | None, shared: bool = False
@@ -43,31 +46,28 @@ class PersonaStore:
         self._changed()
 
     def _changed(self) -> None:
-        self._ids = None
-        self._visible.clear()
+        self._ids.invalidate()
+        self._visible.invalidate()
 
-    async def get(self, persona_id: str) -> tuple[dict[str, Any], int | None, bool] | None:
+    async def get(self, persona_id: str) -> StoredCard | None:
         row = await Persona.get_or_none(id=persona_id)
         if row is None:
             return None
         return row.card, row.owner_id, row.shared  # type: ignore[attr-defined]
 
-    async def visible(self, viewer: int | None) -> list[tuple[dict[str, Any], int | None, bool]]:
-        """System personas plus the viewer's own and shared ones (re-read at most
-        every few seconds, and at once after a change made through this store)."""
-        cached = self._visible.get(viewer)
-        if cached is not None and time.monotonic() - cached[0] <= IDS_TTL_SECONDS:
-            return cached[1]
+    async def visible(self, viewer: int | None) -> list[StoredCard]:
+        """System personas plus the viewer's own and shared ones (at most a few
+        seconds old, and current after a change made through this store)."""
+        return await self._visible.get(viewer)
+
+    async def _read_visible(self, viewer: int | None) -> list[StoredCard]:
         condition = Q(owner_id=None) | Q(shared=True)
         if viewer is not None:
             condition |= Q(owner_id=viewer)
         rows = await Persona.filter(condition).order_by("id")
-        found = [(row.card, row.owner_id, row.shared) for row in rows]  # type: ignore[attr-defined]
-        if len(self._visible) > 1024:
-            self._visible.clear()
-        self._visible[viewer] = (time.monotonic(), found)
-        return found
+        return [(row.card, row.owner_id, row.shared) for row in rows]  # type: ignore[attr-defined]
 
     async def delete(self, persona_id: str, *, owner_id: int | None) -> bool:
+        deleted = await Persona.filter(id=persona_id, owner_id=owner_id).delete() > 0
         self._changed()
-        return await Persona.filter(id=persona_id, owner_id=owner_id).delete() > 0
+        return deleted

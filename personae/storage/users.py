@@ -26,7 +26,7 @@ class UserStore:
             if identity is not None:
                 return identity.user_id  # type: ignore[attr-defined]
             try:
-                async with in_transaction() as conn:
+                async with in_transaction("default") as conn:
                     user = await User.create(name=(name or external_id)[:100], using_db=conn)
                     await Identity.create(
                         user=user, platform=platform, external_id=external_id, using_db=conn

@@ -119,12 +119,33 @@ async def test_api_tokens_are_stored_only_as_a_hash_and_can_be_revoked(alice: Ca
     assert all(t["token"] is None for t in listed.data["tokens"])
     assert "laptop" in [t["name"] for t in listed.data["tokens"]]
 
+    used = await alice.get("/api/me", headers={"Authorization": f"Bearer {secret}"})
     revoked = await alice.call("DELETE", f"/api/tokens/{made.data['id']}")
     after = await alice.get("/api/me", headers={"Authorization": f"Bearer {secret}"})
 
+    assert used.status == 200  # now known to the server's memory...
     assert revoked.status == 204
-    assert after.status == 401 and "WWW-Authenticate" in after.headers
+    assert after.status == 401 and "WWW-Authenticate" in after.headers  # updated at once
     assert (await alice.get("/api/me")).status == 200  # the other token still works
+
+
+async def test_a_token_revoked_by_another_process_stops_within_the_cache_time(
+    runtime: object,
+) -> None:
+    here, elsewhere, uncached = AccountStore(), AccountStore(), AccountStore(cache_seconds=0)
+    account = await here.create("erin", PASSWORD)
+    record, secret = await here.create_token(account.id, "cli")
+    assert await here.authenticate_token(secret) == account
+    assert await uncached.authenticate_token(secret) == account
+
+    assert await elsewhere.revoke_token(account.id, record.id)
+
+    assert await uncached.authenticate_token(secret) is None
+    # This process learns of it when its entry expires (web.auth_cache_seconds);
+    # forgetting the entries stands in for that wait here.
+    assert await here.authenticate_token(secret) == account
+    here.changed()
+    assert await here.authenticate_token(secret) is None
 
 
 async def test_a_malformed_authorization_header_is_401(anonymous: Caller) -> None:

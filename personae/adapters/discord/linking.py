@@ -96,7 +96,7 @@ class LinkCodes:
         Earlier codes of the same identity and every expired code stop working."""
         now = self.clock.now()
         raw = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
-        async with in_transaction() as conn:
+        async with in_transaction("default") as conn:
             await LinkCode.filter(expires_at__lte=now).using_db(conn).delete()
             await (
                 LinkCode.filter(platform=platform, external_id=external_id).using_db(conn).delete()
@@ -116,7 +116,7 @@ class LinkCodes:
         :class:`LinkCodeError` for an unknown, expired or used code, an unknown
         user, or an identity already linked to another account with a login."""
         digest = hash_code(code)
-        async with in_transaction() as conn:
+        async with in_transaction("default") as conn:
             row = await LinkCode.filter(code_hash=digest).using_db(conn).first()
             if row is None or row.expires_at <= self.clock.now():
                 raise LinkCodeError(

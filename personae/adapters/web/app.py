@@ -92,7 +92,7 @@ def init_app(
         middlewares=[metrics.middleware(), problem_middleware],
     )
     app[SETTINGS] = settings
-    app[ACCOUNTS] = accounts or AccountStore()
+    app[ACCOUNTS] = accounts or AccountStore(cache_seconds=settings.web.auth_cache_seconds)
     app[STATE] = ServiceState()
     app[EVENTS] = EventHub()
     app[METRICS] = metrics

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from personae.adapters.discord.linking import LinkCodeError, LinkCodes
 from personae.adapters.web.auth import current_user
 from personae.adapters.web.helpers import ok, runtime, settings
-from personae.adapters.web.keys import LOGIN_LIMITER
+from personae.adapters.web.keys import ACCOUNTS, LOGIN_LIMITER
 from personae.adapters.web.problems import Problem
 from personae.adapters.web.routing import Endpoint
 from personae.adapters.web.schemas import Body
@@ -44,6 +44,7 @@ async def redeem_link_code(request: web.Request) -> web.Response:
         result = await LinkCodes(runtime(request).clock).redeem(body.code, principal.user_id)
     except LinkCodeError as error:
         raise Problem(400, "Link code not accepted", str(error)) from None
+    request.config_dict[ACCOUNTS].changed()  # the linked identity's account is gone
     return ok(LinkOut(platform=result.platform, external_id=result.external_id))
 
 

@@ -36,6 +36,11 @@ class WebSettings(BaseModel):
     """How long ``/readyz`` waits for the database and Ollama."""
     shutdown_timeout_seconds: float = Field(30.0, ge=0)
     """How long in-flight replies may run on after shutdown begins."""
+    auth_cache_seconds: float = Field(30.0, ge=0)
+    """How long a token's or session's account is kept in memory, so chats do not
+    wait on the database for it. Changes made through this process apply at once;
+    a token revoked or a session ended by another process stops working within
+    this time. 0 reads the database on every request."""
     avatar_max_pixels: int = Field(1024, ge=16)
     """Avatars are re-encoded to at most this many pixels a side."""
 

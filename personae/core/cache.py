@@ -1,0 +1,100 @@
+"""A small read-through cache for values every request needs (who owns a token,
+which personas are stored), so the hot path of a turn does not wait on the
+database for them.
+
+Libraries such as ``async-lru`` or ``aiocache`` share a load between concurrent
+callers and expire entries, but an expired entry makes the next caller wait for a
+reload. Here a value past half its lifetime is still served while one reload runs
+in the background, so a key in steady use never waits; a value is never served
+past its full lifetime, which bounds how stale another process's change can be.
+Changes made through this process call :meth:`RefreshingCache.invalidate`, which
+also discards any reload that started before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+log = logging.getLogger("personae.cache")
+
+
+class RefreshingCache(Generic[K, V]):
+    """``await cache.get(key)`` returns ``load(key)``'s value, at most ``ttl``
+    seconds old; at most ``max_size`` keys are kept (least recently used go)."""
+
+    def __init__(
+        self,
+        load: Callable[[K], Awaitable[V]],
+        *,
+        ttl: float,
+        max_size: int = 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._load = load
+        self.ttl = ttl
+        self.max_size = max_size
+        self._clock = clock
+        self._values: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self._loading: dict[K, asyncio.Future[V]] = {}
+        self._generation = 0
+
+    async def get(self, key: K) -> V:
+        if self.ttl <= 0:
+            return await self._load(key)
+        cached = self._values.get(key)
+        if cached is not None:
+            age = self._clock() - cached[0]
+            if age <= self.ttl:
+                self._values.move_to_end(key)
+                if age > self.ttl / 2 and key not in self._loading:
+                    self._start_load(key).add_done_callback(_quiet)
+                return cached[1]
+        future = self._loading.get(key) or self._start_load(key)
+        return await asyncio.shield(future)
+
+    def _start_load(self, key: K) -> asyncio.Future[V]:
+        generation = self._generation
+        started = self._clock()
+
+        async def load() -> V:
+            try:
+                value = await self._load(key)
+            finally:
+                if self._loading.get(key) is task:
+                    del self._loading[key]
+            if generation == self._generation:
+                self._values[key] = (started, value)
+                self._values.move_to_end(key)
+                while len(self._values) > self.max_size:
+                    self._values.popitem(last=False)
+            return value
+
+        task = asyncio.ensure_future(load())
+        self._loading[key] = task
+        return task
+
+    def invalidate(self, key: K | None = None) -> None:
+        """Forget ``key`` (every key when None); loads already running are not kept."""
+        self._generation += 1
+        if key is None:
+            self._values.clear()
+        else:
+            self._values.pop(key, None)
+        self._loading.clear()
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+def _quiet(future: asyncio.Future[Any]) -> None:
+    """A background reload that fails keeps the old value until it expires."""
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("reloading a cached value failed: %s", future.exception())
