@@ -174,3 +174,38 @@ async def test_recall_sees_an_edited_item_at_once(runtime: Runtime) -> None:
     assert [i.text for i in await runtime.memory.recall([scope], "tea")] == ["Lou drinks black tea"]
     await runtime.memory.delete(scope, item.id)
     assert await runtime.memory.recall([scope], "tea") == []
+
+
+async def test_the_history_kept_in_memory_follows_the_stored_history(runtime: Runtime) -> None:
+    alice = await runtime.users.resolve("cli", "alice")
+    bob = await runtime.users.resolve("cli", "bob")
+    scope, other = Scope("sage", alice), Scope("sage", bob)
+    history = runtime.history
+    assert history.cached_recent(scope, "c", 4) is None  # never read
+    await history.recent(scope, "c", 4)
+    assert history.cached_recent(scope, "c", 4) == []
+    for n in range(3):
+        await history.append_exchange(scope, "c", f"q{n}", f"a{n}")
+    await history.append_exchange(other, "c", "bob's", "not alice's")
+    cached = history.cached_recent(scope, "c", 4)
+    stored = await history.recent(scope, "c", 4)
+    assert cached is not None
+    assert [(m.id, m.content) for m in cached] == [(m.id, m.content) for m in stored]
+    assert [m.content for m in cached] == ["q1", "a1", "q2", "a2"]
+    assert await history.recent_ids(scope, "c", 4) == [m.id for m in stored]
+    assert history.cached_recent(scope, "c", 5) is None  # read with a smaller limit
+    assert history.cached_recent(other, "c", 1) is None  # bob's was never read here
+    await history.clear(scope, "c")
+    assert history.cached_recent(scope, "c", 4) is None
+    assert await history.recent_ids(scope, "c", 4) == []
+
+
+async def test_conversations_are_listed_by_their_last_message(runtime: Runtime) -> None:
+    alice = await runtime.users.resolve("cli", "alice")
+    scope = Scope("sage", alice)
+    await runtime.history.append_exchange(scope, "older", "hi", "hello")
+    await runtime.history.append_exchange(scope, "newer", "hi", "hello")
+    await runtime.history.append_exchange(scope, "older", "again", "hello again")
+    listed = await runtime.history.conversations(scope)
+    assert [row["key"] for row in listed] == ["older", "newer"]
+    assert listed[0]["updated_at"] >= listed[1]["updated_at"] >= listed[1]["created_at"]

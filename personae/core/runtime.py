@@ -230,11 +230,13 @@ class Runtime:
             # and the stored history is read meanwhile: if another process added to
             # the conversation, the reply restarts (before any chunk is out) on it.
             history = self.history.cached_recent(scope, turn.conversation, limit)
-            check: asyncio.Future[list[StoredMessage]] | None = None
+            check: asyncio.Future[list[int]] | None = None
             if history is None:
                 history = await self.history.recent(scope, turn.conversation, limit)
             else:
-                check = asyncio.ensure_future(self.history.recent(scope, turn.conversation, limit))
+                check = asyncio.ensure_future(
+                    self.history.recent_ids(scope, turn.conversation, limit)
+                )
             # Sections are gathered once: plugins may act on them (a woven question
             # is recorded as asked), and they hold across a restart.
             sections = await self.prompt_sections(turn, card, scopes, history)
@@ -255,8 +257,11 @@ class Runtime:
                         async for chunk in reply_chunks:
                             if check is not None:
                                 stored, check = await check, None
-                                if [m.id for m in stored] != [m.id for m in history]:
-                                    history, restart = stored, True
+                                if stored != [m.id for m in history]:
+                                    history = await self.history.recent(
+                                        scope, turn.conversation, limit
+                                    )
+                                    restart = True
                                     break
                             chunks.append(chunk)
                             yield chunk

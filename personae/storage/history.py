@@ -172,6 +172,22 @@ class HistoryStore:
             self._keep_tail((scope.persona_id, scope.user_id, key), limit, messages)
         return messages
 
+    async def recent_ids(self, scope: Scope, key: str, limit: int) -> list[int]:
+        """The ids of the last ``limit`` messages, oldest first: enough to tell
+        whether :meth:`cached_recent` is still what is stored (messages are only
+        added, or deleted with their whole conversation)."""
+        if limit <= 0:
+            return []
+        conn = Tortoise.get_connection("default")
+        p = _marks(conn, 6)
+        _, rows = await conn.execute_query(
+            "SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+            f"WHERE m.persona_id = {p[0]} AND m.user_id = {p[1]} AND c.persona_id = {p[2]} "
+            f"AND c.user_id = {p[3]} AND c.key = {p[4]} ORDER BY m.id DESC LIMIT {p[5]}",
+            [scope.persona_id, scope.user_id, scope.persona_id, scope.user_id, key, limit],
+        )
+        return [int(row[0]) for row in reversed(rows)]
+
     async def page(
         self, scope: Scope, key: str, *, before: int | None = None, limit: int = 50
     ) -> list[StoredMessage]:

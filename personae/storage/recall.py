@@ -151,6 +151,24 @@ async def candidate_rows(
     return found
 
 
+def _features(row: dict[str, Any]) -> tuple[frozenset[str], float, float, float | None]:
+    """What scoring needs of a row that does not depend on the query: its words,
+    1/sqrt(word count), the confidence term and when it was updated. Kept in the
+    row, which the row cache shares between turns (a changed item is a new row)."""
+    features = row.get("_features")
+    if features is None:
+        words = _keywords(row["text"])
+        updated = row["updated_at"]
+        features = (
+            words,
+            1 / math.sqrt(len(words)) if words else 0.0,
+            0.3 * row["confidence"],
+            updated.timestamp() if updated is not None else None,
+        )
+        row["_features"] = features
+    return features
+
+
 def rank(
     rows: list[dict[str, Any]],
     query: str,
@@ -168,18 +186,17 @@ def rank(
     break ties."""
     wanted = _keywords(query)
     around = _keywords(context) - wanted
+    now_ts = now.timestamp()
 
     def score(row: dict[str, Any]) -> float:
-        words = _keywords(row["text"])
+        words, inv_scale, fixed, updated_ts = _features(row)
         overlap = 0.0
-        if words and (wanted or around):
-            scale = math.sqrt(len(words))
-            overlap = (len(wanted & words) + 0.5 * len(around & words)) / scale
+        if inv_scale and (wanted or around):
+            overlap = (len(wanted & words) + 0.5 * len(around & words)) * inv_scale
         similar = cosine(query_embedding, row.get("embedding")) if query_embedding else 0.0
-        updated = row["updated_at"] or now
-        age_days = max(0.0, (now - updated).total_seconds() / 86400)
+        age_days = 0.0 if updated_ts is None else max(0.0, (now_ts - updated_ts) / 86400)
         recency = math.exp(-age_days / 30)
-        return 2.0 * overlap + 1.5 * max(0.0, similar) + 0.5 * recency + 0.3 * row["confidence"]
+        return 2.0 * overlap + 1.5 * max(0.0, similar) + 0.5 * recency + fixed
 
     chosen: list[dict[str, Any]] = []
     spent = 0
