@@ -39,7 +39,7 @@ STOPWORDS = frozenset(
 
 @lru_cache(maxsize=65536)
 def _keywords(text: str) -> frozenset[str]:
-    return frozenset(w for w in _WORD.findall(text.lower()) if w not in STOPWORDS)
+    return frozenset(_WORD.findall(text.lower())) - STOPWORDS
 
 
 def keywords(text: str) -> set[str]:
@@ -86,9 +86,20 @@ _CACHE_SIZE = 50_000
 _rows: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
 
 
+_warm: OrderedDict[tuple[int, tuple[str, ...]], None] = OrderedDict()
+"""Scope sets recalled lately, whose rows are probably cached."""
+
+
 def clear_cache() -> None:
     """Forget every cached row (the process connects to another database)."""
     _rows.clear()
+    _warm.clear()
+
+
+def _remember(warm_key: tuple[int, tuple[str, ...]]) -> None:
+    _warm[warm_key] = None
+    while len(_warm) > _CACHE_SIZE // 20:
+        _warm.popitem(last=False)
 
 
 def _placeholders(postgres: bool, count: int, start: int = 1) -> list[str]:
@@ -98,8 +109,9 @@ def _placeholders(postgres: bool, count: int, start: int = 1) -> list[str]:
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
     """A raw row as the store's records carry it (timestamps parsed, JSON decoded)."""
     for key in ("source_message_ids", "embedding"):
-        if isinstance(row.get(key), str):
-            row[key] = json.loads(row[key])
+        value = row.get(key)
+        if isinstance(value, str):
+            row[key] = [] if value == "[]" else json.loads(value)
     row["source_message_ids"] = list(row.get("source_message_ids") or [])
     row["created_at"] = parse_timestamp(row["created_at"])
     row["updated_at"] = parse_timestamp(row["updated_at"])
@@ -123,6 +135,28 @@ async def candidate_rows(
         columns = ", ".join((*ROW_COLUMNS, "embedding"))
         rows = await conn.execute_query_dict(f"SELECT {columns} FROM memory_items {where}", params)
         return [_decode(row) for row in rows]
+    warm_key = (user_id, tuple(personas))
+    if warm_key not in _warm:
+        # Nothing of these scopes is cached (likely): read whole rows at once
+        # rather than the keys and then the rows.
+        rows = await conn.execute_query_dict(
+            f"SELECT {', '.join(ROW_COLUMNS)}, updated_at AS raw_updated_at "
+            f"FROM memory_items {where}",
+            params,
+        )
+        fresh: list[dict[str, Any]] = []
+        for row in rows:
+            key = (row["id"], row["persona_id"], user_id, row.pop("raw_updated_at"))
+            cached = _rows.get(key)
+            if cached is None:
+                cached = _rows[key] = _decode(row)
+            else:
+                _rows.move_to_end(key)
+            fresh.append(cached)
+        _remember(warm_key)
+        _trim()
+        return fresh
+    _warm.move_to_end(warm_key)
     keys = await conn.execute_query_dict(
         f"SELECT id, persona_id, updated_at FROM memory_items {where}", params
     )
@@ -146,9 +180,13 @@ async def candidate_rows(
         if cached is not None:  # None: changed between the two reads; left out this turn
             _rows.move_to_end(key)
             found.append(cached)
+    _trim()
+    return found
+
+
+def _trim() -> None:
     while len(_rows) > _CACHE_SIZE:
         _rows.popitem(last=False)
-    return found
 
 
 def _features(row: dict[str, Any]) -> tuple[frozenset[str], float, float, float | None]:
