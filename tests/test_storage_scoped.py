@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from tortoise import Tortoise
 
 from personae.core.runtime import Runtime
 from personae.core.types import Scope
+from personae.storage.connections import reader
 from personae.storage.models import Identity, User
 
 
@@ -209,3 +211,17 @@ async def test_conversations_are_listed_by_their_last_message(runtime: Runtime) 
     listed = await runtime.history.conversations(scope)
     assert [row["key"] for row in listed] == ["older", "newer"]
     assert listed[0]["updated_at"] >= listed[1]["updated_at"] >= listed[1]["created_at"]
+
+
+async def test_sqlite_history_reads_have_their_own_connection(runtime: Runtime) -> None:
+    default = Tortoise.get_connection("default")
+    if runtime.db.is_sqlite:  # so they do not queue behind other turns' writes
+        assert reader() is not default
+    else:  # PostgreSQL's connection is a pool already
+        assert reader() is default
+    alice = await runtime.users.resolve("cli", "alice")
+    await runtime.history.append_exchange(Scope("sage", alice), "c", "hi", "hello")
+    assert [m.content for m in await runtime.history.recent(Scope("sage", alice), "c", 2)] == [
+        "hi",
+        "hello",
+    ]

@@ -19,6 +19,7 @@ from tortoise.migrations.executor import MigrationExecutor
 
 from personae.core.errors import StorageError
 from personae.storage import recall
+from personae.storage.connections import READER
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,15 @@ def tortoise_config(url: str) -> dict[str, Any]:
         "use_tz": True,
         "timezone": "UTC",
     }
+
+
+def runtime_config(url: str) -> dict[str, Any]:
+    """:func:`tortoise_config` plus, for an SQLite file, the :data:`READER` connection."""
+    config = tortoise_config(url)
+    default = config["connections"]["default"]
+    if default.startswith("sqlite://") and ":memory:" not in default:
+        config["connections"][READER] = default
+    return config
 
 
 def describe(url: str) -> str:
@@ -128,7 +138,7 @@ class Database:
         EXECUTOR_CACHE.clear()
         recall.clear_cache()
         try:
-            await Tortoise.init(config=tortoise_config(self.url), _enable_global_fallback=True)
+            await Tortoise.init(config=runtime_config(self.url), _enable_global_fallback=True)
             await Tortoise.get_connection("default").execute_query("SELECT 1")
         except OSError as exc:
             raise StorageError(f"Cannot reach the database {describe(self.url)}: {exc}") from exc

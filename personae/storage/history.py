@@ -13,6 +13,7 @@ from tortoise.functions import Max
 from tortoise.transactions import in_transaction
 
 from personae.core.types import Scope
+from personae.storage.connections import reader
 from personae.storage.models import Conversation, Message
 from personae.storage.recall import parse_timestamp
 from personae.storage.records import StoredMessage
@@ -147,7 +148,7 @@ class HistoryStore:
         if limit <= 0:
             return []
         generation = self._generation
-        conn = Tortoise.get_connection("default")
+        conn = reader()
         p = _marks(conn, 6)
         rows = await conn.execute_query_dict(
             "SELECT m.id, m.role, m.content, m.created_at FROM messages m "
@@ -178,7 +179,7 @@ class HistoryStore:
         added, or deleted with their whole conversation)."""
         if limit <= 0:
             return []
-        conn = Tortoise.get_connection("default")
+        conn = reader()
         p = _marks(conn, 6)
         _, rows = await conn.execute_query(
             "SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id "
