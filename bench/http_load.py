@@ -329,7 +329,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400, help="chats per side and round")
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--chunks", type=int, default=20, help="chunks per fake reply")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds per phase")
     parser.add_argument(
         "--paced-requests", type=int, default=200, help="chats per side and round, streaming phase"
     )

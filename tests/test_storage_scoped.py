@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from tortoise import Tortoise
 
 from personae.core.runtime import Runtime
 from personae.core.types import Scope
-from personae.storage.connections import reader
+from personae.storage.connections import has_read_pool
 from personae.storage.models import Identity, User
 
 
@@ -213,15 +212,14 @@ async def test_conversations_are_listed_by_their_last_message(runtime: Runtime) 
     assert listed[0]["updated_at"] >= listed[1]["updated_at"] >= listed[1]["created_at"]
 
 
-async def test_sqlite_history_reads_have_their_own_connection(runtime: Runtime) -> None:
-    default = Tortoise.get_connection("default")
-    if runtime.db.is_sqlite:  # so they do not queue behind other turns' writes
-        assert reader() is not default
-    else:  # PostgreSQL's connection is a pool already
-        assert reader() is default
+async def test_sqlite_history_reads_have_their_own_connections(runtime: Runtime) -> None:
+    # So a turn's history check does not queue behind other turns' writes;
+    # PostgreSQL's connection is a pool already.
+    assert has_read_pool() is runtime.db.is_sqlite
     alice = await runtime.users.resolve("cli", "alice")
-    await runtime.history.append_exchange(Scope("sage", alice), "c", "hi", "hello")
-    assert [m.content for m in await runtime.history.recent(Scope("sage", alice), "c", 2)] == [
-        "hi",
-        "hello",
-    ]
+    scope = Scope("sage", alice)
+    await runtime.history.append_exchange(scope, "c", "hi", "hello")
+    stored = await runtime.history.recent(scope, "c", 2)
+    assert [m.content for m in stored] == ["hi", "hello"]
+    assert all(m.created_at is not None and m.created_at.tzinfo for m in stored)
+    assert await runtime.history.recent_ids(scope, "c", 2) == [m.id for m in stored]

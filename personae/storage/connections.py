@@ -1,25 +1,106 @@
-"""Which database connection a statement uses."""
+"""Reads a turn waits on, kept from queueing behind other turns' writes.
+
+Tortoise serializes the statements of its one SQLite connection, each holding the
+connection for a whole round trip through aiosqlite's thread and back through a
+busy event loop. Under load, the history a turn must check before its first token
+then waits behind the exchanges fifty other turns are writing, and behind each
+other when many turns start at once. On SQLite in WAL mode any number of
+connections read while one writes, and see what it committed, so these reads go
+to a small pool of threads with a connection each (:class:`SqliteReadPool`).
+PostgreSQL's connection is already a pool: there :func:`fetch` uses it.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
 from tortoise import Tortoise
-from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.exceptions import ConfigurationError
 
-READER = "reader"
-"""A second SQLite connection for the history reads a turn waits on (see :func:`reader`)."""
+READ_THREADS = 4
 
 
-def reader() -> BaseDBAsyncClient:
-    """The connection for reading a conversation's history.
+class SqliteReadPool:
+    """Threads with a read connection each to one SQLite file."""
 
-    Tortoise serializes the statements of one SQLite connection, each holding it
-    for a whole round trip through aiosqlite's thread and back through the event
-    loop; under load the history check of a turn then queues behind the exchanges
-    other turns are writing. In WAL mode a second connection reads while the
-    first writes, and sees what the first committed. PostgreSQL's connection is
-    already a pool, so there this is the default connection."""
-    try:
-        return Tortoise.get_connection(READER)
-    except ConfigurationError:
-        return Tortoise.get_connection("default")
+    def __init__(self, path: str, busy_timeout_ms: int, threads: int = READ_THREADS) -> None:
+        self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="personae-read")
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self.path, check_same_thread=False)
+            connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            connection.execute("PRAGMA query_only = ON")
+            self._local.connection = connection
+            with self._lock:
+                self._opened.append(connection)
+        return connection
+
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return self._connection().execute(sql, tuple(params)).fetchall()
+
+    async def fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """The rows of a query with ``?`` placeholders."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._fetch, sql, params)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        with self._lock:
+            for connection in self._opened:
+                connection.close()
+            self._opened.clear()
+
+
+_pool: SqliteReadPool | None = None
+
+
+def open_read_pool(url: str) -> None:
+    """Open the pool for an SQLite file URL (``sqlite://PATH?...``); nothing for
+    other databases or an in-memory SQLite."""
+    global _pool
+    close_read_pool()
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite":
+        return
+    path = url[len("sqlite://") :].split("?", 1)[0]
+    if not path or path == ":memory:":
+        return
+    timeout = int(dict(parse_qsl(parts.query)).get("busy_timeout", "10000"))
+    _pool = SqliteReadPool(path, timeout)
+
+
+def close_read_pool() -> None:
+    global _pool
+    if _pool is not None:
+        _pool.close()
+        _pool = None
+
+
+def has_read_pool() -> bool:
+    return _pool is not None
+
+
+async def fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The rows of a read-only query written with ``?`` placeholders: through the
+    SQLite read pool when there is one, else the default connection (whose
+    placeholders, for PostgreSQL, are ``$1, $2 ...``)."""
+    if _pool is not None:
+        return await _pool.fetch(sql, params)
+    conn = Tortoise.get_connection("default")
+    if conn.capabilities.dialect == "postgres":
+        pieces = sql.split("?")
+        sql = pieces[0] + "".join(f"${n}{piece}" for n, piece in enumerate(pieces[1:], start=1))
+    _, rows = await conn.execute_query(sql, list(params))
+    return [tuple(row) for row in rows]

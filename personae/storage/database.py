@@ -19,7 +19,7 @@ from tortoise.migrations.executor import MigrationExecutor
 
 from personae.core.errors import StorageError
 from personae.storage import recall
-from personae.storage.connections import READER
+from personae.storage.connections import close_read_pool, open_read_pool
 
 log = logging.getLogger(__name__)
 
@@ -63,15 +63,6 @@ def tortoise_config(url: str) -> dict[str, Any]:
         "use_tz": True,
         "timezone": "UTC",
     }
-
-
-def runtime_config(url: str) -> dict[str, Any]:
-    """:func:`tortoise_config` plus, for an SQLite file, the :data:`READER` connection."""
-    config = tortoise_config(url)
-    default = config["connections"]["default"]
-    if default.startswith("sqlite://") and ":memory:" not in default:
-        config["connections"][READER] = default
-    return config
 
 
 def describe(url: str) -> str:
@@ -138,13 +129,15 @@ class Database:
         EXECUTOR_CACHE.clear()
         recall.clear_cache()
         try:
-            await Tortoise.init(config=runtime_config(self.url), _enable_global_fallback=True)
+            await Tortoise.init(config=tortoise_config(self.url), _enable_global_fallback=True)
             await Tortoise.get_connection("default").execute_query("SELECT 1")
         except OSError as exc:
             raise StorageError(f"Cannot reach the database {describe(self.url)}: {exc}") from exc
+        open_read_pool(normalize_url(self.url))
         self.connected = True
 
     async def close(self) -> None:
         if self.connected:
+            close_read_pool()
             await Tortoise.close_connections()
             self.connected = False

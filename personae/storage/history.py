@@ -13,7 +13,7 @@ from tortoise.functions import Max
 from tortoise.transactions import in_transaction
 
 from personae.core.types import Scope
-from personae.storage.connections import reader
+from personae.storage import connections
 from personae.storage.models import Conversation, Message
 from personae.storage.recall import parse_timestamp
 from personae.storage.records import StoredMessage
@@ -75,6 +75,13 @@ def _record(row: Message, key: str) -> StoredMessage:
         created_at=row.created_at,
     )
 
+
+_LAST_MESSAGES = (
+    "FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+    "WHERE m.persona_id = ? AND m.user_id = ? AND c.persona_id = ? AND c.user_id = ? "
+    "AND c.key = ? ORDER BY m.id DESC LIMIT ?"
+)
+"""The last messages of one conversation of one scope (see :meth:`HistoryStore.recent`)."""
 
 ConversationKey = tuple[str, int, str]
 """(persona id, user id, conversation key)."""
@@ -148,26 +155,21 @@ class HistoryStore:
         if limit <= 0:
             return []
         generation = self._generation
-        conn = reader()
-        p = _marks(conn, 6)
-        rows = await conn.execute_query_dict(
-            "SELECT m.id, m.role, m.content, m.created_at FROM messages m "
-            "JOIN conversations c ON c.id = m.conversation_id "
-            f"WHERE m.persona_id = {p[0]} AND m.user_id = {p[1]} AND c.persona_id = {p[2]} "
-            f"AND c.user_id = {p[3]} AND c.key = {p[4]} ORDER BY m.id DESC LIMIT {p[5]}",
+        rows = await connections.fetch(
+            f"SELECT m.id, m.role, m.content, m.created_at {_LAST_MESSAGES}",
             [scope.persona_id, scope.user_id, scope.persona_id, scope.user_id, key, limit],
         )
         messages = [
             StoredMessage(
-                id=row["id"],
+                id=message_id,
                 conversation=key,
                 persona_id=scope.persona_id,
                 user_id=scope.user_id,
-                role=row["role"],
-                content=row["content"],
-                created_at=parse_timestamp(row["created_at"]),
+                role=role,
+                content=content,
+                created_at=parse_timestamp(created_at),
             )
-            for row in reversed(rows)
+            for message_id, role, content, created_at in reversed(rows)
         ]
         if generation == self._generation:  # no clear or forget ran meanwhile
             self._keep_tail((scope.persona_id, scope.user_id, key), limit, messages)
@@ -179,12 +181,8 @@ class HistoryStore:
         added, or deleted with their whole conversation)."""
         if limit <= 0:
             return []
-        conn = reader()
-        p = _marks(conn, 6)
-        _, rows = await conn.execute_query(
-            "SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id "
-            f"WHERE m.persona_id = {p[0]} AND m.user_id = {p[1]} AND c.persona_id = {p[2]} "
-            f"AND c.user_id = {p[3]} AND c.key = {p[4]} ORDER BY m.id DESC LIMIT {p[5]}",
+        rows = await connections.fetch(
+            f"SELECT m.id {_LAST_MESSAGES}",
             [scope.persona_id, scope.user_id, scope.persona_id, scope.user_id, key, limit],
         )
         return [int(row[0]) for row in reversed(rows)]
