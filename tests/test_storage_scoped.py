@@ -8,6 +8,7 @@ import pytest
 
 from personae.core.runtime import Runtime
 from personae.core.types import Scope
+from personae.storage import connections
 from personae.storage.connections import has_read_pool
 from personae.storage.models import Identity, User
 
@@ -193,12 +194,13 @@ async def test_the_history_kept_in_memory_follows_the_stored_history(runtime: Ru
     assert cached is not None
     assert [(m.id, m.content) for m in cached] == [(m.id, m.content) for m in stored]
     assert [m.content for m in cached] == ["q1", "a1", "q2", "a2"]
-    assert await history.recent_ids(scope, "c", 4) == [m.id for m in stored]
+    assert await history.last_id(scope, "c") == stored[-1].id
+    assert await history.last_id(other, "c") != stored[-1].id
     assert history.cached_recent(scope, "c", 5) is None  # read with a smaller limit
     assert history.cached_recent(other, "c", 1) is None  # bob's was never read here
     await history.clear(scope, "c")
     assert history.cached_recent(scope, "c", 4) is None
-    assert await history.recent_ids(scope, "c", 4) == []
+    assert await history.last_id(scope, "c") is None
 
 
 async def test_conversations_are_listed_by_their_last_message(runtime: Runtime) -> None:
@@ -222,4 +224,29 @@ async def test_sqlite_history_reads_have_their_own_connections(runtime: Runtime)
     stored = await runtime.history.recent(scope, "c", 2)
     assert [m.content for m in stored] == ["hi", "hello"]
     assert all(m.created_at is not None and m.created_at.tzinfo for m in stored)
-    assert await runtime.history.recent_ids(scope, "c", 2) == [m.id for m in stored]
+    assert await runtime.history.last_id(scope, "c") == stored[-1].id
+
+
+async def test_last_message_checks_made_together_share_one_query(runtime: Runtime) -> None:
+    users = [await runtime.users.resolve("cli", f"u{n}") for n in range(30)]
+    expected = {}
+    for n, user in enumerate(users[:20]):
+        ids = await runtime.history.append_exchange(Scope("sage", user), "c", f"q{n}", f"a{n}")
+        expected[user] = ids[1]
+    statements = 0
+    original = connections.fetch
+
+    async def counted(sql: str, params: list[object]) -> list[tuple[object, ...]]:
+        nonlocal statements
+        statements += 1
+        return await original(sql, params)
+
+    connections.fetch = counted  # type: ignore[assignment]
+    try:
+        found = await asyncio.gather(
+            *(runtime.history.last_id(Scope("sage", user), "c") for user in users)
+        )
+    finally:
+        connections.fetch = original  # type: ignore[assignment]
+    assert statements == 1
+    assert found == [expected.get(user) for user in users]  # None: never talked

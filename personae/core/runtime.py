@@ -230,13 +230,11 @@ class Runtime:
             # and the stored history is read meanwhile: if another process added to
             # the conversation, the reply restarts (before any chunk is out) on it.
             history = self.history.cached_recent(scope, turn.conversation, limit)
-            check: asyncio.Future[list[int]] | None = None
+            check: asyncio.Future[int | None] | None = None
             if history is None:
                 history = await self.history.recent(scope, turn.conversation, limit)
             else:
-                check = asyncio.ensure_future(
-                    self.history.recent_ids(scope, turn.conversation, limit)
-                )
+                check = asyncio.ensure_future(self.history.last_id(scope, turn.conversation))
             # Sections are gathered once: plugins may act on them (a woven question
             # is recorded as asked), and they hold across a restart.
             sections = await self.prompt_sections(turn, card, scopes, history)
@@ -257,7 +255,7 @@ class Runtime:
                         async for chunk in reply_chunks:
                             if check is not None:
                                 stored, check = await check, None
-                                if stored != [m.id for m in history]:
+                                if stored != (history[-1].id if history else None):
                                     history = await self.history.recent(
                                         scope, turn.conversation, limit
                                     )

@@ -129,3 +129,30 @@ async def test_the_app_mounts_inside_an_embedders_application(settings: Settings
                 assert me.content_type == "application/problem+json"
     finally:
         await runner.cleanup()
+
+
+async def test_a_served_app_moves_its_startup_objects_out_of_the_collectors_view(
+    settings: Settings,
+) -> None:
+    import gc
+
+    from personae.adapters.web.app import freeze_startup_objects
+
+    app = init_app(settings, accounts=AccountStore(FAST_HASHER))
+    app.on_startup.append(freeze_startup_objects)  # what `personae serve` adds
+    runner = web.AppRunner(app)
+    gc.unfreeze()
+    try:
+        await runner.setup()
+        frozen = gc.get_freeze_count()
+        assert runtime_started(app)  # it ran after the runtime's startup...
+        assert frozen > 10_000  # ...so the runtime's objects are frozen too
+    finally:
+        await runner.cleanup()
+        gc.unfreeze()
+
+
+def runtime_started(app: web.Application) -> bool:
+    from personae.adapters.web.keys import RUNTIME
+
+    return bool(app[RUNTIME].started)

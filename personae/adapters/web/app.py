@@ -12,6 +12,7 @@ an unfinished turn stores nothing), then the runtime drains background work.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Callable, Iterable
 
 from aiohttp import web
@@ -169,3 +170,13 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
         response.headers.setdefault(name, value)
     if response.content_type == "text/html":
         response.headers.setdefault("Content-Security-Policy", HTML_POLICY)
+
+
+async def freeze_startup_objects(app: web.Application) -> None:
+    """An ``on_startup`` handler for a process that only serves this app (what
+    ``personae serve`` does): move everything built at startup (modules, plugins,
+    personas, schemas) out of the garbage collector's view. A full collection
+    then walks only what requests created; on a loaded server, collections
+    walking the whole heap stopped the event loop for 100-175 ms at a time."""
+    gc.collect()
+    gc.freeze()

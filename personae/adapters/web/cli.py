@@ -46,7 +46,7 @@ def register(app: typer.Typer, settings: SettingsLoader | None = None) -> None:
     ) -> None:
         """Run the HTTP service (API, SSE, OpenAI-compatible endpoint). Ctrl-C stops
         it gracefully: replies in flight finish, background work is drained."""
-        from personae.adapters.web.app import init_app
+        from personae.adapters.web.app import freeze_startup_objects, init_app
 
         config = load()
         application = init_app(config)
@@ -55,6 +55,7 @@ def register(app: typer.Typer, settings: SettingsLoader | None = None) -> None:
 
             bot_token(config)  # a missing token fails before anything starts
             application.cleanup_ctx.append(_discord_context)
+        application.on_startup.append(freeze_startup_objects)  # after the runtime started
         config.web.host = host or config.web.host
         config.web.port = config.web.port if port is None else port
         logging.getLogger("aiohttp.access").setLevel(logging.INFO)
