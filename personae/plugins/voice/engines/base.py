@@ -24,6 +24,7 @@ the Ogg/Opus conversion around them.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -86,8 +87,9 @@ class TTSEngine(Protocol):
         ...
 
 
-class BaseEngine:
-    """Defaults for an engine that cannot clone and holds no resources."""
+class BaseEngine(ABC):
+    """Defaults for an engine that cannot clone and holds no resources; a subclass
+    must at least implement :meth:`synthesize`."""
 
     name: str = ""
     cloud: bool = False
@@ -96,8 +98,9 @@ class BaseEngine:
     async def list_voices(self) -> list[VoiceInfo]:
         return []
 
+    @abstractmethod
     async def synthesize(self, text: str, voice: str, *, timeout: float) -> bytes:
-        raise NotImplementedError
+        """Speak ``text`` in ``voice``; the audio as the engine produces it."""
 
     async def clone_voice(self, name: str, sample: Path, content_type: str) -> str:
         raise VoiceError(f"The {self.name} engine cannot clone voices from samples.")
