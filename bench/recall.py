@@ -45,10 +45,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # runnable as `python bench/recall.py` from a checkout
     sys.path.insert(0, str(ROOT))
 
+from memory_texts import TEMPLATES as BASE_TEMPLATES  # noqa: E402  (bench/, beside this file)
+from memory_texts import memory_text, percentile  # noqa: E402
+
 from personae.core.settings import MemorySettings  # noqa: E402
 from personae.core.types import Scope  # noqa: E402
 from personae.storage import Database, MemoryStore  # noqa: E402
 from personae.storage.models import MemoryItem  # noqa: E402
+from personae.storage.recall import ROW_COLUMNS  # noqa: E402
 
 P99_TARGET_MS = 5.0
 SEED = 20240611
@@ -58,17 +62,6 @@ PERSONAS = ("sage", "pip", "scav", "dagoth-ur", "ada", "bard", "coach", "chef", 
 PERSONA_WEIGHTS = (30, 20, 12, 10, 8, 6, 5, 4, 3, 2)
 USER_ZIPF = 0.8  # weight of the user ranked r is r ** -USER_ZIPF
 
-FIELDS = (
-    "id",
-    "persona_id",
-    "user_id",
-    "kind",
-    "text",
-    "confidence",
-    "source_message_ids",
-    "created_at",
-    "updated_at",
-)
 RAW_SQL = (
     'SELECT "id","persona_id","user_id","kind","text","confidence","source_message_ids",'
     '"created_at","updated_at" FROM "memory_items" WHERE "user_id"=? AND "persona_id"{persona} '
@@ -98,38 +91,13 @@ CONTEXT = (  # the recent conversation, which the profile plugin passes along
     "We are planning a trip to Kyoto in April, any ideas?\n"
     "April is cherry blossom season, so book early and visit the temples at dawn."
 )
-NAMES = ("Maria", "Tom", "Aiko", "Luca", "Priya", "Jonas", "Elena", "Sam", "Noor", "Ben")
-RELATIONS = ("sister", "brother", "partner", "best friend", "boss", "neighbour", "daughter", "son")
-CITIES = ("Lisbon", "Kyoto", "Toronto", "Berlin", "Nairobi", "Lima", "Oslo", "Hanoi", "Austin")
-FOODS = ("green tea", "dark chocolate", "ramen", "lentil soup", "espresso", "mango", "sourdough")
-HOBBIES = ("running", "French", "the guitar", "chess", "pottery", "climbing", "watercolour")
-PETS = ("cat Miso", "dog Pepper", "parrot Kiwi", "rabbit Clover")
-JOBS = ("nurse", "teacher", "software developer", "carpenter", "accountant", "chef")
-MONTHS = ("January", "March", "April", "June", "September", "November")
-TOPICS = ("the Roman empire", "bird migration", "jazz history", "black holes", "tea")
-ALLERGENS = ("peanuts", "shellfish", "gluten", "dairy")
-TIMES = ("morning", "evening", "winter", "afternoon")
 TEMPLATES = (
-    ("preference", "Likes {food}, especially in the {time}."),
-    ("fact", "Their {relation} {name} lives in {city}."),
-    ("fact", "Works as a {job} and finds the deadlines stressful."),
-    ("goal", "Is learning {hobby} and wants to practise every day."),
-    ("event", "Went to {city} in {month} for a friend's wedding."),
-    ("fact", "Has a {pet} who keeps knocking things over."),
-    ("preference", "Cannot eat {allergen}; mentions it whenever food comes up."),
-    ("fact", "Is reading a long book about {topic}."),
+    *BASE_TEMPLATES,
     ("fact", "Their {relation} {name} has two kids and visits every {month}."),
 )
 
 
 # -- statistics and printing -----------------------------------------------------------
-
-
-def percentile(samples: list[int], q: float) -> float:
-    """Nearest-rank percentile of nanosecond samples, in milliseconds."""
-    ordered = sorted(samples)
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank] / 1e6
 
 
 def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
@@ -144,24 +112,7 @@ def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 
 def text_pool(rng: random.Random, size: int = 20_000) -> list[tuple[str, str]]:
-    pool = []
-    for _ in range(size):
-        kind, template = rng.choice(TEMPLATES)
-        text = template.format(
-            food=rng.choice(FOODS),
-            time=rng.choice(TIMES),
-            relation=rng.choice(RELATIONS),
-            name=rng.choice(NAMES),
-            city=rng.choice(CITIES),
-            job=rng.choice(JOBS),
-            hobby=rng.choice(HOBBIES),
-            month=rng.choice(MONTHS),
-            pet=rng.choice(PETS),
-            allergen=rng.choice(ALLERGENS),
-            topic=rng.choice(TOPICS),
-        )
-        pool.append((kind, text))
-    return pool
+    return [memory_text(rng, TEMPLATES) for _ in range(size)]
 
 
 def scope_owners(items: int, users: int, personas: int, rng: random.Random) -> list[tuple]:
@@ -336,7 +287,11 @@ async def measure(
             if len(personas) == 1
             else base.filter(persona_id__in=personas)
         )
-        rows = await base.order_by("-updated_at").limit(settings.recall_candidates).values(*FIELDS)
+        rows = (
+            await base.order_by("-updated_at")
+            .limit(settings.recall_candidates)
+            .values(*ROW_COLUMNS)
+        )
         elapsed = time.perf_counter_ns() - started
         if not rows:
             raise RuntimeError("the ORM query found nothing")

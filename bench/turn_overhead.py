@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # runnable as `python bench/turn_overhead.py` from a checkout
     sys.path.insert(0, str(ROOT))
 
+from memory_texts import memory_text, percentile  # noqa: E402  (bench/, beside this file)
 from ollama import AsyncClient  # noqa: E402
 from tortoise import Tortoise  # noqa: E402
 
@@ -89,28 +90,6 @@ MESSAGES = (
     "Remind me what my brother's kids are called? I always mix them up.",
 )
 
-NAMES = ("Maria", "Tom", "Aiko", "Luca", "Priya", "Jonas", "Elena", "Sam", "Noor", "Ben")
-RELATIONS = ("sister", "brother", "partner", "best friend", "boss", "neighbour", "daughter", "son")
-CITIES = ("Lisbon", "Kyoto", "Toronto", "Berlin", "Nairobi", "Lima", "Oslo", "Hanoi", "Austin")
-FOODS = ("green tea", "dark chocolate", "ramen", "lentil soup", "espresso", "mango", "sourdough")
-HOBBIES = ("running", "French", "the guitar", "chess", "pottery", "climbing", "watercolour")
-PETS = ("cat Miso", "dog Pepper", "parrot Kiwi", "rabbit Clover")
-TEMPLATES = (
-    ("preference", "Likes {food}, especially in the {time}."),
-    ("fact", "Their {relation} {name} lives in {city}."),
-    ("fact", "Works as a {job} and finds the deadlines stressful."),
-    ("goal", "Is learning {hobby} and wants to practise every day."),
-    ("event", "Went to {city} in {month} for a friend's wedding."),
-    ("fact", "Has a {pet} who keeps knocking things over."),
-    ("preference", "Cannot eat {allergen}; mentions it whenever food comes up."),
-    ("fact", "Is reading a long book about {topic}."),
-)
-JOBS = ("nurse", "teacher", "software developer", "carpenter", "accountant", "chef")
-MONTHS = ("January", "March", "April", "June", "September", "November")
-TOPICS = ("the Roman empire", "bird migration", "jazz history", "black holes", "tea")
-ALLERGENS = ("peanuts", "shellfish", "gluten", "dairy")
-TIMES = ("morning", "evening", "winter", "afternoon")
-
 ITEM_SQL = (
     'INSERT INTO "memory_items" ("persona_id", "user_id", "kind", "text", "confidence", '
     '"source_message_ids", "created_at", "updated_at", "uses") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'
@@ -119,13 +98,6 @@ USER_SQL = 'INSERT INTO "users" ("id", "name", "is_admin", "created_at") VALUES 
 
 
 # -- statistics and printing -----------------------------------------------------------
-
-
-def percentile(samples: list[int], q: float) -> float:
-    """Nearest-rank percentile of nanosecond samples, in milliseconds."""
-    ordered = sorted(samples)
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank] / 1e6
 
 
 def fmt_ms(value: float) -> str:
@@ -231,24 +203,6 @@ class FakeProcess:
 
 
 # -- seeding -----------------------------------------------------------------------------
-
-
-def memory_text(rng: random.Random) -> tuple[str, str]:
-    kind, template = rng.choice(TEMPLATES)
-    text = template.format(
-        food=rng.choice(FOODS),
-        time=rng.choice(TIMES),
-        relation=rng.choice(RELATIONS),
-        name=rng.choice(NAMES),
-        city=rng.choice(CITIES),
-        job=rng.choice(JOBS),
-        hobby=rng.choice(HOBBIES),
-        month=rng.choice(MONTHS),
-        pet=rng.choice(PETS),
-        allergen=rng.choice(ALLERGENS),
-        topic=rng.choice(TOPICS),
-    )
-    return kind, text
 
 
 def seed_rows(rng: random.Random) -> list[tuple[Any, ...]]:
