@@ -71,10 +71,7 @@ class RefreshingCache(Generic[K, V]):
                 if self._loading.get(key) is task:
                     del self._loading[key]
             if generation == self._generation:
-                self._values[key] = (started, value)
-                self._values.move_to_end(key)
-                while len(self._values) > self.max_size:
-                    self._values.popitem(last=False)
+                keep_recent(self._values, key, (started, value), self.max_size)
             return value
 
         task = asyncio.ensure_future(load())
@@ -92,6 +89,15 @@ class RefreshingCache(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._values)
+
+
+def keep_recent(mapping: OrderedDict[K, V], key: K, value: V, max_size: int) -> None:
+    """Store ``value`` as the most recently used entry of an LRU ``mapping``,
+    dropping the least recently used ones beyond ``max_size``."""
+    mapping[key] = value
+    mapping.move_to_end(key)
+    while len(mapping) > max_size:
+        mapping.popitem(last=False)
 
 
 def _quiet(future: asyncio.Future[Any]) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -240,35 +240,11 @@ class Runtime:
             sections = await self.prompt_sections(turn, card, scopes, history)
             chunks: list[str] = []
             try:
-                while True:
-                    messages = build_messages(
-                        card,
-                        user=turn.user_name,
-                        text=turn.text,
-                        history=history,
-                        sections=sections,
-                    )
-                    request = self.chat_request(card, messages)
-                    restart = False
-                    reply_chunks = self.llm.stream_chat(request)
-                    try:
-                        async for chunk in reply_chunks:
-                            if check is not None:
-                                stored, check = await check, None
-                                if stored != (history[-1].id if history else None):
-                                    history = await self.history.recent(
-                                        scope, turn.conversation, limit
-                                    )
-                                    restart = True
-                                    break
-                            chunks.append(chunk)
-                            yield chunk
-                    finally:
-                        close = getattr(reply_chunks, "aclose", None)
-                        if close is not None:
-                            await close()
-                    if not restart:
-                        break
+                reply_chunks = self._model_reply(turn, card, sections, history, check)
+                async with contextlib.aclosing(reply_chunks):
+                    async for chunk in reply_chunks:
+                        chunks.append(chunk)
+                        yield chunk
                 text = "".join(chunks).strip()
                 if not text:
                     raise LLMResponseError("The model returned an empty reply; try again.")
@@ -290,6 +266,41 @@ class Runtime:
             lambda: self.plugins.call("reply_complete", turn=turn, reply=reply, runtime=self),
             name=f"reply_complete:{turn.persona_id}",
         )
+
+    async def _model_reply(
+        self,
+        turn: Turn,
+        card: PersonaCard,
+        sections: list[PromptSection],
+        history: list[StoredMessage],
+        check: asyncio.Future[int | None] | None,
+    ) -> AsyncGenerator[str, None]:
+        """The model's reply to the prompt built on ``history``. With ``check`` (the
+        id of the last stored message, being read), the first chunk waits for it;
+        when ``history`` turns out stale, the reply starts over on the stored one."""
+        messages = build_messages(
+            card, user=turn.user_name, text=turn.text, history=history, sections=sections
+        )
+        reply_chunks = self.llm.stream_chat(self.chat_request(card, messages))
+        try:
+            async for chunk in reply_chunks:
+                if check is not None:
+                    if await check != (history[-1].id if history else None):
+                        break
+                    check = None
+                yield chunk
+            else:
+                return
+        finally:
+            close = getattr(reply_chunks, "aclose", None)
+            if close is not None:
+                await close()
+        limit = self.settings.memory.history_messages
+        stored = await self.history.recent(turn.scope, turn.conversation, limit)
+        again = self._model_reply(turn, card, sections, stored, None)
+        async with contextlib.aclosing(again):
+            async for chunk in again:
+                yield chunk
 
     # -- the data contract -------------------------------------------------
 

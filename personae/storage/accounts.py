@@ -272,10 +272,11 @@ class AccountStore:
         """The live session for a cookie secret, or None (unknown or expired)."""
         if not secret or len(secret) > 128:
             return None
-        record = await self._sessions.get(_hash(secret))
+        session_id = _hash(secret)
+        record = await self._sessions.get(session_id)
         if record is not None and record.expires_at <= datetime.now(UTC):
-            await WebSession.filter(id=_hash(secret)).delete()
-            self._sessions.invalidate(_hash(secret))
+            await WebSession.filter(id=session_id).delete()
+            self._sessions.invalidate(session_id)
             return None
         return record
 

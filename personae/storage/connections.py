@@ -18,7 +18,6 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 from tortoise import Tortoise
 
@@ -66,19 +65,11 @@ class SqliteReadPool:
 _pool: SqliteReadPool | None = None
 
 
-def open_read_pool(url: str) -> None:
-    """Open the pool for an SQLite file URL (``sqlite://PATH?...``); nothing for
-    other databases or an in-memory SQLite."""
+def open_read_pool(path: str, busy_timeout_ms: int) -> None:
+    """Open the pool for the SQLite file at ``path`` (replacing any open one)."""
     global _pool
     close_read_pool()
-    parts = urlsplit(url)
-    if parts.scheme != "sqlite":
-        return
-    path = url[len("sqlite://") :].split("?", 1)[0]
-    if not path or path == ":memory:":
-        return
-    timeout = int(dict(parse_qsl(parts.query)).get("busy_timeout", "10000"))
-    _pool = SqliteReadPool(path, timeout)
+    _pool = SqliteReadPool(path, busy_timeout_ms)
 
 
 def close_read_pool() -> None:
@@ -90,6 +81,11 @@ def close_read_pool() -> None:
 
 def has_read_pool() -> bool:
     return _pool is not None
+
+
+def marks(postgres: bool, count: int, start: int = 1) -> list[str]:
+    """``count`` parameter placeholders: ``$start, ...`` for PostgreSQL, ``?`` for SQLite."""
+    return [f"${n}" for n in range(start, start + count)] if postgres else ["?"] * count
 
 
 async def fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:

@@ -29,6 +29,14 @@ MIGRATIONS_MODULE = "personae.storage.migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
+def sqlite_path(url: str) -> str | None:
+    """The file of an SQLite URL; None for other databases and in-memory SQLite."""
+    if not url.startswith("sqlite://"):
+        return None
+    path = url[len("sqlite://") :].split("?", 1)[0]
+    return path if path and path != ":memory:" else None
+
+
 def normalize_url(url: str) -> str:
     """Fill in the SQLite pragmas personae relies on and create the file's folder."""
     parts = urlsplit(url)
@@ -40,7 +48,7 @@ def normalize_url(url: str) -> str:
             )
         return url
     path = url[len("sqlite://") :].split("?", 1)[0]
-    if path and path != ":memory:":
+    if sqlite_path(url):
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
     query = dict(parse_qsl(parts.query))
     query.setdefault("journal_mode", "WAL")
@@ -133,7 +141,10 @@ class Database:
             await Tortoise.get_connection("default").execute_query("SELECT 1")
         except OSError as exc:
             raise StorageError(f"Cannot reach the database {describe(self.url)}: {exc}") from exc
-        open_read_pool(normalize_url(self.url))
+        path = sqlite_path(self.url)
+        if path is not None:  # the same file and busy timeout as Tortoise's connection
+            query = dict(parse_qsl(urlsplit(normalize_url(self.url)).query))
+            open_read_pool(path, int(query["busy_timeout"]))
         self.connected = True
 
     async def close(self) -> None:

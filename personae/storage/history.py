@@ -13,8 +13,10 @@ from tortoise.exceptions import IntegrityError
 from tortoise.functions import Max
 from tortoise.transactions import in_transaction
 
+from personae.core.cache import keep_recent
 from personae.core.types import Scope
 from personae.storage import connections
+from personae.storage.connections import marks
 from personae.storage.models import Conversation, Message
 from personae.storage.recall import parse_timestamp
 from personae.storage.records import StoredMessage
@@ -22,12 +24,6 @@ from personae.storage.records import StoredMessage
 
 def _postgres(conn: BaseDBAsyncClient) -> bool:
     return bool(conn.capabilities.dialect == "postgres")
-
-
-def _marks(conn: BaseDBAsyncClient, count: int) -> list[str]:
-    if _postgres(conn):
-        return [f"${n}" for n in range(1, count + 1)]
-    return ["?"] * count
 
 
 def _timestamp(conn: BaseDBAsyncClient, at: datetime | None = None) -> datetime | str:
@@ -46,7 +42,7 @@ async def _insert_pair(
     at: datetime,
 ) -> tuple[int, int]:
     """Insert the user message and the reply in one statement; their ids."""
-    p = _marks(conn, 12)
+    p = marks(_postgres(conn), 12)
     now = _timestamp(conn, at)
     rows = await conn.execute_query_dict(
         "INSERT INTO messages (conversation_id, persona_id, user_id, role, content, created_at) "
@@ -90,6 +86,16 @@ ConversationKey = tuple[str, int, str]
 """(persona id, user id, conversation key)."""
 
 
+def _drop_matching(
+    cache: dict[ConversationKey, Any], user_id: int, persona_id: str | None, key: str | None = None
+) -> None:
+    """Forget a user's entries: of one persona (or all), one conversation (or all)."""
+    for cached in [
+        k for k in cache if k[1] == user_id and persona_id in (None, k[0]) and key in (None, k[2])
+    ]:
+        del cache[cached]
+
+
 class HistoryStore:
     """Messages of the conversations between one persona and one user.
 
@@ -101,7 +107,7 @@ class HistoryStore:
     conversations are also kept in memory (:meth:`cached_recent`), updated by every
     read and every exchange stored through this store. Another process may have
     added to a conversation since, so a cached tail is only a guess the runtime
-    checks against :meth:`recent` while the model works (see ``Runtime``)."""
+    checks against :meth:`last_id` while the model works (see ``Runtime``)."""
 
     def __init__(self, cache_conversations: int = 1000) -> None:
         # (persona, user, key) -> conversation id; a stale id (the conversation was
@@ -129,31 +135,19 @@ class HistoryStore:
     ) -> None:
         if self._cache_size <= 0 or limit <= 0:
             return
-        self._tails[cache_key] = (limit, messages[-limit:])
-        self._tails.move_to_end(cache_key)
-        while len(self._tails) > self._cache_size:
-            self._tails.popitem(last=False)
+        keep_recent(self._tails, cache_key, (limit, messages[-limit:]), self._cache_size)
 
     def _drop_tails(
         self, user_id: int, persona_id: str | None = None, key: str | None = None
     ) -> None:
         self._generation += 1
-        for cached in [
-            k
-            for k in self._tails
-            if k[1] == user_id and persona_id in (None, k[0]) and key in (None, k[2])
-        ]:
-            del self._tails[cached]
+        _drop_matching(self._tails, user_id, persona_id, key)
 
     async def _conversation_id(self, scope: Scope, key: str) -> int | None:
         row = await Conversation.get_or_none(
             persona_id=scope.persona_id, user_id=scope.user_id, key=key
         ).only("id")
         return row.id if row else None
-
-    def _forget_ids(self, user_id: int, persona_id: str | None = None) -> None:
-        for cached in [k for k in self._ids if k[1] == user_id and persona_id in (None, k[0])]:
-            del self._ids[cached]
 
     async def recent(self, scope: Scope, key: str, limit: int) -> list[StoredMessage]:
         """The last ``limit`` messages of this conversation, oldest first."""
@@ -280,10 +274,7 @@ class HistoryStore:
                 self._keep_tail(cache_key, limit, messages + added)
             elif tail is not None:
                 self._tails.pop(cache_key, None)
-            self._ids[cache_key] = conversation_id
-            self._ids.move_to_end(cache_key)
-            while len(self._ids) > 10_000:
-                self._ids.popitem(last=False)
+            keep_recent(self._ids, cache_key, conversation_id, 10_000)
             return ids
         raise RuntimeError("could not store the exchange")
 
@@ -329,7 +320,7 @@ class HistoryStore:
 
     async def forget(self, user_id: int, persona_id: str | None = None) -> int:
         """Delete every message (and conversation) of a user, for one persona or all."""
-        self._forget_ids(user_id, persona_id)
+        _drop_matching(self._ids, user_id, persona_id)
         self._drop_tails(user_id, persona_id)
         filters: dict[str, Any] = {"user_id": user_id}
         if persona_id is not None:

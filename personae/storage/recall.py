@@ -28,6 +28,9 @@ from typing import Any
 
 from tortoise import Tortoise
 
+from personae.core.cache import keep_recent
+from personae.storage.connections import marks
+
 _WORD = re.compile(r"[a-z0-9][a-z0-9'_-]+")
 STOPWORDS = frozenset(
     "the and for are but not you your with this that have has had was were what when "
@@ -96,16 +99,6 @@ def clear_cache() -> None:
     _warm.clear()
 
 
-def _remember(warm_key: tuple[int, tuple[str, ...]]) -> None:
-    _warm[warm_key] = None
-    while len(_warm) > _CACHE_SIZE // 20:
-        _warm.popitem(last=False)
-
-
-def _placeholders(postgres: bool, count: int, start: int = 1) -> list[str]:
-    return [f"${n}" for n in range(start, start + count)] if postgres else ["?"] * count
-
-
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
     """A raw row as the store's records carry it (timestamps parsed, JSON decoded)."""
     for key in ("source_message_ids", "embedding"):
@@ -125,10 +118,10 @@ async def candidate_rows(
     decoded rows with every column of a record (and ``embedding`` when asked)."""
     conn = Tortoise.get_connection("default")
     postgres = conn.capabilities.dialect == "postgres"
-    marks = _placeholders(postgres, len(personas) + 2)
+    p = marks(postgres, len(personas) + 2)
     where = (
-        f"WHERE user_id = {marks[0]} AND persona_id IN ({', '.join(marks[1:-1])}) "
-        f"ORDER BY updated_at DESC LIMIT {marks[-1]}"
+        f"WHERE user_id = {p[0]} AND persona_id IN ({', '.join(p[1:-1])}) "
+        f"ORDER BY updated_at DESC LIMIT {p[-1]}"
     )
     params: list[Any] = [user_id, *personas, limit]
     if with_embedding:  # embeddings change without moving updated_at: read them fresh
@@ -147,14 +140,10 @@ async def candidate_rows(
         fresh: list[dict[str, Any]] = []
         for row in rows:
             key = (row["id"], row["persona_id"], user_id, row.pop("raw_updated_at"))
-            cached = _rows.get(key)
-            if cached is None:
-                cached = _rows[key] = _decode(row)
-            else:
-                _rows.move_to_end(key)
-            fresh.append(cached)
-        _remember(warm_key)
-        _trim()
+            kept = _rows.get(key) or _decode(row)
+            keep_recent(_rows, key, kept, _CACHE_SIZE)
+            fresh.append(kept)
+        keep_recent(_warm, warm_key, None, _CACHE_SIZE // 20)
         return fresh
     _warm.move_to_end(warm_key)
     keys = await conn.execute_query_dict(
@@ -164,7 +153,7 @@ async def candidate_rows(
     missing = [key[0] for key in wanted if key not in _rows]
     for start in range(0, len(missing), 500):
         part = missing[start : start + 500]
-        id_marks = ", ".join(_placeholders(postgres, len(part), start=2))
+        id_marks = ", ".join(marks(postgres, len(part), start=2))
         user_mark = "$1" if postgres else "?"
         rows = await conn.execute_query_dict(
             f"SELECT {', '.join(ROW_COLUMNS)}, updated_at AS raw_updated_at FROM memory_items "
@@ -173,20 +162,14 @@ async def candidate_rows(
         )
         for row in rows:
             key = (row["id"], row["persona_id"], user_id, row.pop("raw_updated_at"))
-            _rows[key] = _decode(row)
+            keep_recent(_rows, key, _decode(row), _CACHE_SIZE)
     found: list[dict[str, Any]] = []
     for key in wanted:
         cached = _rows.get(key)
         if cached is not None:  # None: changed between the two reads; left out this turn
-            _rows.move_to_end(key)
+            keep_recent(_rows, key, cached, _CACHE_SIZE)
             found.append(cached)
-    _trim()
     return found
-
-
-def _trim() -> None:
-    while len(_rows) > _CACHE_SIZE:
-        _rows.popitem(last=False)
 
 
 def _features(row: dict[str, Any]) -> tuple[frozenset[str], float, float, float | None]:
