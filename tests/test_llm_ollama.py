@@ -366,3 +366,18 @@ async def test_fake_speaks_the_rest_of_ollamas_protocol(fake: FakeOllama) -> Non
         missing = await http.post("/api/chat", json={"model": "nope", "messages": []})
         assert missing.status_code == 404
         assert missing.json() == {"error": 'model "nope" not found, try pulling it first'}
+
+
+async def test_the_fake_ollama_stops_by_itself_after_its_lifetime() -> None:
+    fake = await FakeOllama(lifetime=0.05).start()
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(f"{fake.url}/api/version")).status_code == 200
+        for _ in range(100):  # wait for the deadline to pass and the server to close
+            await asyncio.sleep(0.05)
+            try:
+                await client.get(f"{fake.url}/api/version")
+            except httpx.TransportError:
+                break
+        else:
+            raise AssertionError("the fake Ollama was still answering")
+    await fake.stop()

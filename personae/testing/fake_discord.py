@@ -32,10 +32,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
 
 from aiohttp import WSMsgType, web
+
+from personae.testing.loopback import LoopbackServer
 
 DISPATCH, HEARTBEAT, IDENTIFY, RESUME, RECONNECT = 0, 1, 2, 6, 7
 INVALID_SESSION, HELLO, HEARTBEAT_ACK = 9, 10, 11
@@ -103,11 +104,13 @@ class _Session:
     socket: web.WebSocketResponse | None = None
 
 
-class FakeDiscord:
+class FakeDiscord(LoopbackServer):
     """A scriptable Discord on ``127.0.0.1``; see the module docstring.
 
     ``heartbeat_interval`` is in milliseconds. ``shard_count`` is what
     ``/gateway/bot`` recommends. ``lifetime`` bounds how long it serves."""
+
+    name = "FakeDiscord"
 
     def __init__(
         self,
@@ -117,9 +120,9 @@ class FakeDiscord:
         lifetime: float = 300.0,
         echo_messages: bool = True,
     ) -> None:
+        super().__init__(lifetime=lifetime)
         self.shard_count = shard_count
         self.heartbeat_interval = heartbeat_interval
-        self.lifetime = lifetime
         self.echo_messages = echo_messages
         """Send MESSAGE_CREATE for messages the bot creates, as Discord does."""
         self.application_id = snowflake()
@@ -140,18 +143,9 @@ class FakeDiscord:
         self._by_session_id: dict[str, _Session] = {}
         self._failures: list[_Failure] = []
         self._changed = asyncio.Condition()
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
-        self._deadline: asyncio.TimerHandle | None = None
         self._sockets: set[web.WebSocketResponse] = set()
 
     # -- lifecycle -----------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        if self._port is None:
-            raise RuntimeError("FakeDiscord is not started; use `async with FakeDiscord()`")
-        return f"http://127.0.0.1:{self._port}"
 
     @property
     def api_base(self) -> str:
@@ -162,40 +156,16 @@ class FakeDiscord:
     def gateway_url(self) -> str:
         return f"ws://127.0.0.1:{self._port}/gateway"
 
-    async def start(self) -> None:
+    def build_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/api/v10/{path:.*}", self._rest)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = int(self._runner.addresses[0][1])
-        loop = asyncio.get_running_loop()
-        self._deadline = loop.call_later(self.lifetime, lambda: asyncio.ensure_future(self.stop()))
+        return app
 
-    async def stop(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+    async def before_stop(self) -> None:
         for socket in list(self._sockets):
             with contextlib.suppress(Exception):
                 await socket.close()
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    async def __aenter__(self) -> FakeDiscord:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- the world -------------------------------------------------------------------
 

@@ -25,10 +25,11 @@ import math
 import secrets
 import struct
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+
+from personae.testing.loopback import LoopbackServer
 
 PRESET_VOICES: list[dict[str, Any]] = [
     {
@@ -81,7 +82,7 @@ def tone_pcm(seconds: float, rate: int) -> bytes:
     return second * whole + second[: rest * 2]
 
 
-class FakeElevenLabs:
+class FakeElevenLabs(LoopbackServer):
     """The fake server. ``voices`` holds the account's voices (presets + clones)."""
 
     def __init__(
@@ -91,18 +92,15 @@ class FakeElevenLabs:
         delay: float = 0.0,
         lifetime: float = 600.0,
     ) -> None:
+        super().__init__(lifetime=lifetime)
         self.api_key = api_key
         self.delay = delay
         """Seconds each text-to-speech request waits before answering."""
-        self.lifetime = lifetime
         self.voices: list[dict[str, Any]] = [dict(v) for v in PRESET_VOICES]
         self.requests: list[RecordedRequest] = []
         self.samples: dict[str, list[bytes]] = {}
         """The uploaded files of each cloned voice."""
-        self.url = ""
         self._failures: list[_Failure] = []
-        self._runner: web.AppRunner | None = None
-        self._watchdog: asyncio.Task[None] | None = None
 
     # -- control -------------------------------------------------------------------
 
@@ -118,49 +116,13 @@ class FakeElevenLabs:
 
     # -- lifecycle -----------------------------------------------------------------
 
-    async def start(self) -> FakeElevenLabs:
+    def build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
         app.router.add_get("/v1/voices", self._list_voices)
         app.router.add_post("/v1/text-to-speech/{voice_id}", self._tts)
         app.router.add_post("/v1/voices/add", self._add_voice)
         app.router.add_delete("/v1/voices/{voice_id}", self._delete_voice)
-        self._runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=True, shutdown_timeout=0.1
-        )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = int(self._runner.addresses[0][1])
-        self.url = f"http://127.0.0.1:{port}"
-        self._watchdog = asyncio.create_task(self._stop_later())
-        return self
-
-    async def _stop_later(self) -> None:
-        await asyncio.sleep(self.lifetime)
-        await self._close_runner()
-
-    async def _close_runner(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def stop(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
-        await self._close_runner()
-
-    async def __aenter__(self) -> FakeElevenLabs:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+        return app
 
     # -- HTTP ----------------------------------------------------------------------
 

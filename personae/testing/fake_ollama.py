@@ -13,7 +13,8 @@ It answers ``/api/chat``, ``/api/generate``, ``/api/embed``, ``/api/tags``,
 (:meth:`FakeOllama.reply_with`, :meth:`FakeOllama.enqueue`) and failures can be
 injected per test (:meth:`FakeOllama.fail_next`, :attr:`FakeOllama.delay`,
 :attr:`FakeOllama.drop_after_chunks`, :meth:`FakeOllama.garbage_next`,
-:attr:`FakeOllama.error_mid_stream_after`). Only aiohttp is needed.
+:attr:`FakeOllama.error_mid_stream_after`). It listens on 127.0.0.1 only and
+stops by itself after ``lifetime`` seconds. Only aiohttp is needed.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any, NoReturn
 
 from aiohttp import web
+
+from personae.testing.loopback import LoopbackServer
 
 Reply = str | Sequence[str]
 """A reply: a whole string (streamed word by word) or the exact chunks to stream."""
@@ -120,7 +122,7 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-class FakeOllama:
+class FakeOllama(LoopbackServer):
     """A scriptable Ollama on ``127.0.0.1`` and a free port; see the module docstring.
 
     Attributes tests may set at any time:
@@ -136,8 +138,14 @@ class FakeOllama:
     - ``embed_dim``: length of the vectors ``/api/embed`` returns.
     """
 
-    def __init__(self, models: Sequence[str] | None = None, *, port: int = 0) -> None:
-        """``models`` replaces the default installed models; ``port`` 0 picks a free one."""
+    name = "FakeOllama"
+
+    def __init__(
+        self, models: Sequence[str] | None = None, *, port: int = 0, lifetime: float = 900.0
+    ) -> None:
+        """``models`` replaces the default installed models; ``port`` 0 picks a free
+        one; after ``lifetime`` seconds it stops by itself."""
+        super().__init__(lifetime=lifetime, port=port)
         self.models: list[str] = list(DEFAULT_MODELS if models is None else models)
         self.requests: list[RecordedRequest] = []
         self.delay: float = 0.0
@@ -152,22 +160,10 @@ class FakeOllama:
         self._queue: deque[Reply | Responder] = deque()
         self._failures: deque[_Failure] = deque()
         self._garbage = 0
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
-        self._requested_port = port
 
     # -- lifecycle -------------------------------------------------------------------
 
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT`` once started."""
-        if self._port is None:
-            raise RuntimeError("FakeOllama is not started; use `async with FakeOllama()`")
-        return f"http://127.0.0.1:{self._port}"
-
-    async def start(self) -> None:
-        """Listen on 127.0.0.1: on the given port, else a free one; a restart after
-        :meth:`stop` reuses the port, like a restarted Ollama."""
+    def build_app(self) -> web.Application:
         app = web.Application()
         for path, handler in [("/", self._root), ("/api/version", self._version)]:
             app.router.add_get(path, handler)
@@ -177,31 +173,7 @@ class FakeOllama:
         app.router.add_post("/api/show", self._show)
         app.router.add_post("/api/embed", self._embed)
         app.router.add_post("/api/pull", self._pull)
-        self._runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=True, shutdown_timeout=0.1
-        )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self._port or self._requested_port)
-        await site.start()
-        self._port = int(self._runner.addresses[0][1])
-
-    async def stop(self) -> None:
-        """Stop listening and drop open connections; :attr:`url` stays valid."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeOllama:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+        return app
 
     # -- scripting -------------------------------------------------------------------
 
