@@ -15,9 +15,11 @@ import inspect
 import logging
 import os
 import time
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pluggy
 
@@ -25,6 +27,7 @@ from personae.core import hookspecs
 from personae.core.errors import PersonaeError, StartupError
 
 if TYPE_CHECKING:
+    from personae.core.runtime import Runtime
     from personae.core.settings import Settings
 
 log = logging.getLogger("personae.plugins")
@@ -239,3 +242,24 @@ class PluginManager:
                 ) from exc
             collected.extend((impl.plugin_name, obj) for obj in registered)
         return collected
+
+
+S = TypeVar("S")
+
+
+class PerRuntime(Generic[S]):
+    """A plugin's state for each runtime, made by ``make(runtime)`` on first use
+    and forgotten with the runtime (or at :meth:`drop`, on shutdown)."""
+
+    def __init__(self, make: Callable[[Runtime], S]) -> None:
+        self._make = make
+        self._values: weakref.WeakKeyDictionary[Runtime, S] = weakref.WeakKeyDictionary()
+
+    def get(self, runtime: Runtime) -> S:
+        value = self._values.get(runtime)
+        if value is None:
+            value = self._values[runtime] = self._make(runtime)
+        return value
+
+    def drop(self, runtime: Runtime) -> S | None:
+        return self._values.pop(runtime, None)

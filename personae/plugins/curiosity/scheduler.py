@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from personae.core.plugins import PerRuntime
 from personae.core.proactive import ProactiveMessage
 from personae.core.types import Scope
 from personae.plugins.curiosity.settings import CuriositySettings, load_curiosity_settings
@@ -42,20 +42,18 @@ class CuriosityState:
     loop: asyncio.Task[None] | None = None
 
 
-_states: weakref.WeakKeyDictionary[Runtime, CuriosityState] = weakref.WeakKeyDictionary()
+_states: PerRuntime[CuriosityState] = PerRuntime(
+    lambda runtime: CuriosityState(load_curiosity_settings(runtime.settings))
+)
 
 
 def state(runtime: Runtime) -> CuriosityState:
     """The plugin's state for ``runtime`` (created, with validated settings, on first use)."""
-    current = _states.get(runtime)
-    if current is None:
-        current = CuriosityState(load_curiosity_settings(runtime.settings))
-        _states[runtime] = current
-    return current
+    return _states.get(runtime)
 
 
 def drop_state(runtime: Runtime) -> CuriosityState | None:
-    return _states.pop(runtime, None)
+    return _states.drop(runtime)
 
 
 def delivery_mode(runtime: Runtime, platform: str) -> str:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from personae.core.errors import PersonaeError
+from personae.core.plugins import PerRuntime
 from personae.core.types import Scope, Turn
 from personae.plugins.profile.consolidation import Report, consolidate
 from personae.plugins.profile.extraction import Exchange, extract
@@ -60,20 +60,18 @@ class ProfileState:
     loop: asyncio.Task[None] | None = None
 
 
-_states: weakref.WeakKeyDictionary[Runtime, ProfileState] = weakref.WeakKeyDictionary()
+_states: PerRuntime[ProfileState] = PerRuntime(
+    lambda runtime: ProfileState(load_profile_settings(runtime.settings))
+)
 
 
 def state(runtime: Runtime) -> ProfileState:
     """The plugin's state for ``runtime`` (created, with validated settings, on first use)."""
-    current = _states.get(runtime)
-    if current is None:
-        current = ProfileState(load_profile_settings(runtime.settings))
-        _states[runtime] = current
-    return current
+    return _states.get(runtime)
 
 
 def drop_state(runtime: Runtime) -> ProfileState | None:
-    return _states.pop(runtime, None)
+    return _states.drop(runtime)
 
 
 def add_exchange(runtime: Runtime, turn: Turn, reply: Reply) -> Batch | None:
