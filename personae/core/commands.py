@@ -98,13 +98,7 @@ class CommandRegistry:
                 args[key] = value
         for option, value in zip(command.options, positional, strict=False):
             args.setdefault(option.name, value)
-        for option in command.options:
-            if option.required and option.name not in args:
-                raise CommandError(f"/{command.name} needs {option.name}: {option.description}")
-            if option.choices and option.name in args and args[option.name] not in option.choices:
-                raise CommandError(
-                    f"/{command.name} {option.name} must be one of {', '.join(option.choices)}"
-                )
+        check_args(command, args)
         return command, args
 
     async def run(self, command: Command, ctx: CommandContext) -> CommandResult:
@@ -112,3 +106,15 @@ class CommandRegistry:
 
         result: Any = await await_me_maybe(command.handler(ctx))
         return result if isinstance(result, CommandResult) else CommandResult(str(result))
+
+
+def check_args(command: Command, args: dict[str, str]) -> None:
+    """:class:`CommandError` when a required option is missing or a value is not
+    one of the option's choices."""
+    for option in command.options:
+        if option.required and option.name not in args:
+            raise CommandError(f"/{command.name} needs {option.name}: {option.description}")
+        if option.choices and option.name in args and args[option.name] not in option.choices:
+            raise CommandError(
+                f"/{command.name} {option.name} must be one of {', '.join(option.choices)}"
+            )

@@ -19,23 +19,18 @@ from personae.adapters.web.schemas import (
     CommandOut,
 )
 from personae.adapters.web.uploads import read_json
-from personae.core.commands import Command, CommandContext
+from personae.core.commands import Command, CommandContext, check_args
 from personae.core.errors import CommandError
 from personae.core.types import Scope
 
 
 def _check_args(command: Command, args: dict[str, str]) -> None:
-    known = {option.name: option for option in command.options}
-    unknown = sorted(set(args) - set(known))
+    """Named arguments from JSON: unknown names are refused, then the checks a
+    typed command line gets."""
+    unknown = sorted(set(args) - {option.name for option in command.options})
     if unknown:
         raise CommandError(f"/{command.name} has no option {', '.join(unknown)}.")
-    for option in command.options:
-        if option.required and option.name not in args:
-            raise CommandError(f"/{command.name} needs {option.name}: {option.description}")
-        if option.choices and option.name in args and args[option.name] not in option.choices:
-            raise CommandError(
-                f"/{command.name} {option.name} must be one of {', '.join(option.choices)}"
-            )
+    check_args(command, args)
 
 
 async def list_commands(request: web.Request) -> web.Response:
