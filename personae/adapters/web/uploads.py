@@ -65,12 +65,7 @@ async def read_upload(request: web.Request, limit: int) -> bytes:
             while (part := await reader.next()) is not None:
                 if not isinstance(part, BodyPartReader) or part.filename is None:
                     continue
-                received = bytearray()
-                while chunk := await part.read_chunk(64 * 1024):
-                    received.extend(chunk)
-                    if len(received) > limit:
-                        raise too_large(limit)
-                return bytes(received)
+                return await read_part(part, limit)
         except (ValueError, AssertionError, KeyError):
             raise Problem(400, "Malformed multipart body", "The form data is unreadable.") from None
         raise Problem(400, "No file uploaded", "The form has no file part.")
@@ -78,6 +73,16 @@ async def read_upload(request: web.Request, limit: int) -> bytes:
     if not body:
         raise Problem(400, "No file uploaded", "The request body is empty.")
     return body
+
+
+async def read_part(part: BodyPartReader, limit: int) -> bytes:
+    """A multipart part's content; 413 as soon as it passes ``limit`` bytes."""
+    received = bytearray()
+    while chunk := await part.read_chunk(64 * 1024):
+        received.extend(chunk)
+        if len(received) > limit:
+            raise too_large(limit)
+    return bytes(received)
 
 
 def sniff(data: bytes) -> Kind | None:

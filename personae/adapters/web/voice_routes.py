@@ -25,7 +25,7 @@ from personae.adapters.web.helpers import int_param, ok, runtime, visible_person
 from personae.adapters.web.keys import CHAT_LIMITER
 from personae.adapters.web.problems import Problem
 from personae.adapters.web.routing import INTEGER_ID, PERSONA_ID, Endpoint, Param
-from personae.adapters.web.uploads import read_body, too_large
+from personae.adapters.web.uploads import read_body, read_part, too_large
 from personae.core.personas import PersonaEntry
 from personae.core.runtime import Reply
 from personae.core.types import Scope
@@ -429,12 +429,7 @@ async def read_sample(request: web.Request, limit: int) -> tuple[bytes, str]:
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader) or (part.name != "file" and not part.filename):
                 continue
-            received = bytearray()
-            while chunk := await part.read_chunk(64 * 1024):
-                received.extend(chunk)
-                if len(received) > limit:
-                    raise too_large(limit)
-            upload = (bytes(received), PurePath(part.filename or "").name)
+            upload = (await read_part(part, limit), PurePath(part.filename or "").name)
             if part.name == "file":
                 first = upload
                 break
