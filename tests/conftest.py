@@ -27,7 +27,8 @@ PG_ADMIN_URL = os.environ.get("PERSONAE_TEST_POSTGRES", "postgres://postgres@127
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TABLES = (
     "users, identities, personas, conversations, messages, memory_items, memory_revisions, "
-    "follow_ups, api_tokens, web_sessions, link_codes, plugin_state, voice_samples, voice_usage"
+    "follow_ups, api_tokens, web_sessions, link_codes, plugin_state, voice_samples, voice_usage, "
+    "memory_versions"
 )
 
 

@@ -104,3 +104,48 @@ def _quiet(future: asyncio.Future[Any]) -> None:
     """A background reload that fails keeps the old value until it expires."""
     if not future.cancelled() and future.exception() is not None:
         log.warning("reloading a cached value failed: %s", future.exception())
+
+
+class SharedReads(Generic[K, V]):
+    """``await reads.get(key)``: lookups made in the same turn of the event loop
+    share one call of ``read(keys)``, which returns the values it found (a key it
+    leaves out gets ``missing``). Many turns starting at once then wait for one
+    round trip to the database, not one each."""
+
+    def __init__(self, read: Callable[[list[K]], Awaitable[dict[K, V]]], missing: V) -> None:
+        self._read = read
+        self._missing = missing
+        self._pending: dict[K, asyncio.Future[V]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def get(self, key: K) -> V:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a new event loop: what the old one left is void
+            self._loop, self._pending = loop, {}
+        future = self._pending.get(key)
+        if future is None:
+            future = self._pending[key] = loop.create_future()
+            if len(self._pending) == 1:
+                loop.call_soon(self._start)
+        return await asyncio.shield(future)
+
+    def _start(self) -> None:
+        pending, self._pending = self._pending, {}
+        task = asyncio.ensure_future(self._run(pending))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _run(self, pending: dict[K, asyncio.Future[V]]) -> None:
+        try:
+            found = await self._read(list(pending))
+        except BaseException as error:
+            for future in pending.values():
+                if not future.done():
+                    future.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
+            return
+        for key, future in pending.items():
+            if not future.done():
+                future.set_result(found.get(key, self._missing))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +12,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.functions import Max
 from tortoise.transactions import in_transaction
 
-from personae.core.cache import keep_recent
+from personae.core.cache import SharedReads, keep_recent
 from personae.core.types import Scope
 from personae.storage import connections
 from personae.storage.connections import marks
@@ -118,8 +117,8 @@ class HistoryStore:
         self._tails = OrderedDict()
         self._cache_size = cache_conversations
         self._generation = 0  # moved by every clear and forget
-        self._pending_last: dict[ConversationKey, asyncio.Future[int | None]] = {}
-        self._reading: set[asyncio.Task[None]] = set()
+        self._last_ids: SharedReads[ConversationKey, int | None]
+        self._last_ids = SharedReads(self._read_last_ids, None)
 
     def cached_recent(self, scope: Scope, key: str, limit: int) -> list[StoredMessage] | None:
         """The last ``limit`` messages as this process last saw them, or None when
@@ -180,46 +179,23 @@ class HistoryStore:
         messages are only added, or deleted with their whole conversation. Calls
         made in the same turn of the event loop share one query, so many turns
         starting at once do not each wait for a round trip of their own."""
-        cache_key = (scope.persona_id, scope.user_id, key)
-        future = self._pending_last.get(cache_key)
-        if future is None:
-            future = asyncio.get_running_loop().create_future()
-            self._pending_last[cache_key] = future
-            if len(self._pending_last) == 1:
-                asyncio.get_running_loop().call_soon(self._read_last_ids)
-        return await asyncio.shield(future)
+        return await self._last_ids.get((scope.persona_id, scope.user_id, key))
 
-    def _read_last_ids(self) -> None:
-        pending, self._pending_last = self._pending_last, {}
-        task = asyncio.ensure_future(self._last_ids(pending))
-        self._reading.add(task)
-        task.add_done_callback(self._reading.discard)
-
-    async def _last_ids(self, pending: dict[ConversationKey, asyncio.Future[int | None]]) -> None:
-        wanted = list(pending)
-        try:
-            found: dict[ConversationKey, int | None] = {}
-            for start in range(0, len(wanted), 100):
-                part = wanted[start : start + 100]
-                rows = await connections.fetch(
-                    "SELECT c.persona_id, c.user_id, c.key, MAX(m.id) FROM conversations c "
-                    "LEFT JOIN messages m ON m.conversation_id = c.id WHERE "
-                    + " OR ".join([_ONE_CONVERSATION] * len(part))
-                    + " GROUP BY c.id, c.persona_id, c.user_id, c.key",
-                    [value for conversation in part for value in conversation],
-                )
-                for persona_id, user_id, key, last in rows:
-                    found[(persona_id, int(user_id), key)] = int(last) if last is not None else None
-        except BaseException as error:
-            for future in pending.values():
-                if not future.done():
-                    future.set_exception(error)
-            if not isinstance(error, Exception):
-                raise
-            return
-        for conversation, future in pending.items():
-            if not future.done():
-                future.set_result(found.get(conversation))
+    @staticmethod
+    async def _read_last_ids(wanted: list[ConversationKey]) -> dict[ConversationKey, int | None]:
+        found: dict[ConversationKey, int | None] = {}
+        for start in range(0, len(wanted), 100):
+            part = wanted[start : start + 100]
+            rows = await connections.fetch(
+                "SELECT c.persona_id, c.user_id, c.key, MAX(m.id) FROM conversations c "
+                "LEFT JOIN messages m ON m.conversation_id = c.id WHERE "
+                + " OR ".join([_ONE_CONVERSATION] * len(part))
+                + " GROUP BY c.id, c.persona_id, c.user_id, c.key",
+                [value for conversation in part for value in conversation],
+            )
+            for persona_id, user_id, key, last in rows:
+                found[(persona_id, int(user_id), key)] = int(last) if last is not None else None
+        return found
 
     async def page(
         self, scope: Scope, key: str, *, before: int | None = None, limit: int = 50

@@ -38,11 +38,12 @@ from personae.core.types import Scope
 from personae.storage.models import MemoryItem, MemoryRevision
 from personae.storage.recall import (
     ROW_COLUMNS,
+    Candidates,
     candidate_rows,
     cosine,
+    current_rows,
     estimate_tokens,
     keywords,
-    rank,
 )
 from personae.storage.records import MemoryRecord
 
@@ -65,6 +66,9 @@ _REVISION_FIELDS = (
 
 
 _TICK = timedelta(microseconds=1)
+_LISTED_FROM_CACHE = 1000
+"""A :meth:`MemoryStore.list` of at most this many items reuses recall's cached
+candidate lists (learning lists the known items on every extraction)."""
 
 
 def usefulness(row: dict[str, Any], now: datetime) -> float:
@@ -358,6 +362,9 @@ class MemoryStore:
 
     async def list(self, scope: Scope, *, limit: int | None = None) -> list[MemoryRecord]:
         """The scope's items, most recently updated first."""
+        if limit is not None and 0 < limit <= _LISTED_FROM_CACHE:
+            listed = await current_rows(scope.user_id, [scope.persona_id], limit)
+            return [_record(row) for row in listed.rows]
         query = MemoryItem.filter(persona_id=scope.persona_id, user_id=scope.user_id).order_by(
             "-updated_at", "-id"
         )
@@ -524,11 +531,12 @@ class MemoryStore:
             return []
         user_id = _same_user(scopes)
         personas = sorted({s.persona_id for s in scopes})
-        rows = await candidate_rows(
-            user_id, personas, candidates, with_embedding=query_embedding is not None
-        )
-        chosen = rank(
-            rows,
+        if query_embedding is None:
+            found = await current_rows(user_id, personas, candidates)
+        else:  # embeddings are read fresh with the rows
+            rows = await candidate_rows(user_id, personas, candidates, with_embedding=True)
+            found = Candidates(rows)
+        chosen = found.rank(
             query,
             context=context,
             query_embedding=query_embedding,
@@ -547,7 +555,10 @@ class MemoryStore:
         if persona_id is not None:
             filters["persona_id"] = persona_id
         async with in_transaction("default") as conn:
-            items = await MemoryItem.filter(**filters).using_db(conn).delete()
+            # Counted, not taken from the DELETE: on SQLite the change count of a
+            # statement includes the rows its triggers wrote (memory_versions).
+            items = await MemoryItem.filter(**filters).using_db(conn).count()
+            await MemoryItem.filter(**filters).using_db(conn).delete()
             revisions = await MemoryRevision.filter(**filters).using_db(conn).delete()
         return items + revisions
 

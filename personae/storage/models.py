@@ -126,6 +126,22 @@ class MemoryItem(Model):
         indexes = (Index(fields=("persona_id", "user_id", "updated_at")),)
 
 
+class MemoryVersion(Model):
+    """How often a user's memory items have changed.
+
+    Database triggers on ``memory_items`` (migration 0005) move it on every
+    insert, delete and change of what recall reads (not on use counts), whoever
+    writes: this process, another one, an import. Recall reuses a user's
+    candidate rows while it stays the same. The row outlives the user's items,
+    so it never counts from 0 again."""
+
+    user_id = fields.IntField(primary_key=True, generated=False)
+    version = fields.BigIntField(default=0)
+
+    class Meta:
+        table = "memory_versions"
+
+
 class MemoryRevision(Model):
     """A change to a memory item: its text before and after, and the message
     that caused it. Retired (contradicted) items live on here."""

@@ -13,6 +13,12 @@ Recall is on the reply path of every turn, so it reads as little as it can:
 
 The row cache is per process, bounded, and keyed by the row's scope and
 ``updated_at``, so several processes sharing PostgreSQL each stay correct.
+
+Most turns skip steps 1 and 2 as well: :func:`current_rows` keeps each recalled
+candidate list with the user's memory version (``memory_versions``, moved by
+database triggers on every change of the user's items, whoever makes it) and
+reuses it while one small read says the version is unchanged. Reads of many
+turns starting at once share that read (:class:`~personae.core.cache.SharedReads`).
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ from typing import Any
 
 from tortoise import Tortoise
 
-from personae.core.cache import keep_recent
+from personae.core.cache import SharedReads, keep_recent
+from personae.storage import connections
 from personae.storage.connections import marks
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9'_-]+")
@@ -93,10 +100,82 @@ _warm: OrderedDict[tuple[int, tuple[str, ...]], None] = OrderedDict()
 """Scope sets recalled lately, whose rows are probably cached."""
 
 
+class _CandidateLists:
+    """Candidate lists by (user, personas, limit), each with the memory version
+    it was read at; at most ``max_rows`` rows held in all (oldest lists go)."""
+
+    def __init__(self, max_rows: int) -> None:
+        self.max_rows = max_rows
+        self.held = 0
+        self.lists: OrderedDict[tuple[Any, ...], tuple[int, Candidates]] = OrderedDict()
+
+    def get(self, key: tuple[Any, ...], version: int) -> Candidates | None:
+        entry = self.lists.get(key)
+        if entry is None or entry[0] != version:
+            return None
+        self.lists.move_to_end(key)
+        return entry[1]
+
+    def keep(self, key: tuple[Any, ...], version: int, candidates: Candidates) -> None:
+        old = self.lists.pop(key, None)
+        if old is not None:
+            self.held -= len(old[1].rows)
+        self.lists[key] = (version, candidates)
+        self.held += len(candidates.rows)
+        while self.held > self.max_rows and len(self.lists) > 1:
+            _, (_, dropped) = self.lists.popitem(last=False)
+            self.held -= len(dropped.rows)
+
+    def clear(self) -> None:
+        self.lists.clear()
+        self.held = 0
+
+
+_lists = _CandidateLists(_CACHE_SIZE)
+
+
+async def _read_versions(users: list[int]) -> dict[int, int]:
+    found: dict[int, int] = {}
+    for start in range(0, len(users), 500):
+        part = users[start : start + 500]
+        rows = await connections.fetch(
+            f"SELECT user_id, version FROM memory_versions WHERE user_id IN "
+            f"({', '.join('?' * len(part))})",
+            part,
+        )
+        found.update((int(user_id), int(version)) for user_id, version in rows)
+    return found
+
+
+_versions: SharedReads[int, int] = SharedReads(_read_versions, 0)
+
+
+async def memory_version(user_id: int) -> int:
+    """The user's memory version as stored now (0: their items never changed)."""
+    return await _versions.get(user_id)
+
+
 def clear_cache() -> None:
     """Forget every cached row (the process connects to another database)."""
     _rows.clear()
     _warm.clear()
+    _lists.clear()
+
+
+async def current_rows(user_id: int, personas: Sequence[str], limit: int) -> Candidates:
+    """What :func:`candidate_rows` returns (without embeddings), reused while
+    the user's memory version is the one it was read at. The rows are shared:
+    callers do not change them."""
+    version = await memory_version(user_id)
+    key = (user_id, tuple(personas), limit)
+    candidates = _lists.get(key, version)
+    if candidates is None:
+        # Read after the version: the rows are never older than the version they
+        # are kept with (a change in between only makes the next turn read again).
+        rows = await candidate_rows(user_id, personas, limit, with_embedding=False)
+        candidates = Candidates(rows)
+        _lists.keep(key, version, candidates)
+    return candidates
 
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
@@ -121,7 +200,7 @@ async def candidate_rows(
     p = marks(postgres, len(personas) + 2)
     where = (
         f"WHERE user_id = {p[0]} AND persona_id IN ({', '.join(p[1:-1])}) "
-        f"ORDER BY updated_at DESC LIMIT {p[-1]}"
+        f"ORDER BY updated_at DESC, id DESC LIMIT {p[-1]}"
     )
     params: list[Any] = [user_id, *personas, limit]
     if with_embedding:  # embeddings change without moving updated_at: read them fresh
@@ -190,6 +269,79 @@ def _features(row: dict[str, Any]) -> tuple[frozenset[str], float, float, float 
     return features
 
 
+class Candidates:
+    """Rows to rank, with what ranking needs of them prepared once: the lists
+    :func:`current_rows` keeps are ranked again on every turn until they change."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+        self._prepared: tuple[Any, ...] | None = None
+
+    def _prepare(self) -> tuple[Any, ...]:
+        if self._prepared is None:
+            features = [_features(row) for row in self.rows]
+            by_word: dict[str, list[int]] = {}
+            for index, (words, _, _, _) in enumerate(features):
+                for word in words:
+                    by_word.setdefault(word, []).append(index)
+            self._prepared = (
+                features,
+                by_word,
+                [(f[2], f[3]) for f in features],
+                [row["id"] for row in self.rows],
+                [estimate_tokens(row["text"]) for row in self.rows],
+            )
+        return self._prepared
+
+    def rank(
+        self,
+        query: str,
+        *,
+        context: str = "",
+        query_embedding: Sequence[float] | None = None,
+        max_items: int,
+        budget_tokens: int,
+        now: datetime,
+    ) -> list[dict[str, Any]]:
+        """The best rows within the budget, best first.
+
+        Relevance is keyword overlap with ``query`` (and, at half weight, with
+        ``context``), plus embedding similarity when given; recency and
+        confidence break ties. Only rows that share a word with the query or the
+        context have their overlap computed; the others score 0 for it."""
+        features, by_word, fixed_terms, ids, costs = self._prepare()
+        wanted = _keywords(query)
+        around = _keywords(context) - wanted
+        now_ts = now.timestamp()
+        scores = [
+            0.5 * (1.0 if ts is None else math.exp(-max(0.0, (now_ts - ts) / 86400) / 30)) + fixed
+            for fixed, ts in fixed_terms
+        ]
+        touched = {i for word in wanted | around for i in by_word.get(word, ())}
+        for i in touched if not query_embedding else range(len(scores)):
+            words, inv_scale, fixed, updated_ts = features[i]
+            overlap = 0.0
+            if inv_scale and (wanted or around):
+                overlap = (len(wanted & words) + 0.5 * len(around & words)) * inv_scale
+            similar = 0.0
+            if query_embedding:
+                similar = cosine(query_embedding, self.rows[i].get("embedding"))
+            age_days = 0.0 if updated_ts is None else max(0.0, (now_ts - updated_ts) / 86400)
+            recency = math.exp(-age_days / 30)
+            scores[i] = 2.0 * overlap + 1.5 * max(0.0, similar) + 0.5 * recency + fixed
+        order = sorted(range(len(scores)), key=lambda i: (scores[i], ids[i]), reverse=True)
+        chosen: list[dict[str, Any]] = []
+        spent = 0
+        for i in order:
+            if spent + costs[i] > budget_tokens:
+                continue
+            chosen.append(self.rows[i])
+            spent += costs[i]
+            if len(chosen) >= max_items:
+                break
+        return chosen
+
+
 def rank(
     rows: list[dict[str, Any]],
     query: str,
@@ -200,33 +352,12 @@ def rank(
     budget_tokens: int,
     now: datetime,
 ) -> list[dict[str, Any]]:
-    """The best rows within the budget, best first.
-
-    Relevance is keyword overlap with ``query`` (and, at half weight, with
-    ``context``), plus embedding similarity when given; recency and confidence
-    break ties."""
-    wanted = _keywords(query)
-    around = _keywords(context) - wanted
-    now_ts = now.timestamp()
-
-    def score(row: dict[str, Any]) -> float:
-        words, inv_scale, fixed, updated_ts = _features(row)
-        overlap = 0.0
-        if inv_scale and (wanted or around):
-            overlap = (len(wanted & words) + 0.5 * len(around & words)) * inv_scale
-        similar = cosine(query_embedding, row.get("embedding")) if query_embedding else 0.0
-        age_days = 0.0 if updated_ts is None else max(0.0, (now_ts - updated_ts) / 86400)
-        recency = math.exp(-age_days / 30)
-        return 2.0 * overlap + 1.5 * max(0.0, similar) + 0.5 * recency + fixed
-
-    chosen: list[dict[str, Any]] = []
-    spent = 0
-    for row in sorted(rows, key=lambda r: (score(r), r["id"]), reverse=True):
-        cost = estimate_tokens(row["text"])
-        if spent + cost > budget_tokens:
-            continue
-        chosen.append(row)
-        spent += cost
-        if len(chosen) >= max_items:
-            break
-    return chosen
+    """The best of ``rows`` within the budget, best first (see :meth:`Candidates.rank`)."""
+    return Candidates(rows).rank(
+        query,
+        context=context,
+        query_embedding=query_embedding,
+        max_items=max_items,
+        budget_tokens=budget_tokens,
+        now=now,
+    )
