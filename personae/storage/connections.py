@@ -13,6 +13,7 @@ PostgreSQL's connection is already a pool: there :func:`fetch` uses it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from typing import Any
 from tortoise import Tortoise
 
 READ_THREADS = 4
+log = logging.getLogger("personae.storage.connections")
 
 
 class SqliteReadPool:
@@ -51,6 +53,7 @@ class SqliteReadPool:
 
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """The rows of a query with ``?`` placeholders."""
+        log.debug("%s: %s", sql, params)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._fetch, sql, params)
 

@@ -9,7 +9,6 @@ from typing import Any
 from tortoise import Tortoise
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
-from tortoise.functions import Max
 from tortoise.transactions import in_transaction
 
 from personae.core.cache import SharedReads, keep_recent
@@ -80,6 +79,14 @@ _LAST_MESSAGES = (
 """The last messages of one conversation of one scope (see :meth:`HistoryStore.recent`)."""
 
 _ONE_CONVERSATION = "(c.persona_id = ? AND c.user_id = ? AND c.key = ?)"
+
+_LAST_ID = (
+    "(SELECT MAX(m.id) FROM messages m WHERE m.persona_id = c.persona_id "
+    "AND m.user_id = c.user_id AND m.conversation_id = c.id)"
+)
+"""The id of conversation ``c``'s last message: one seek in the messages index,
+which leads with (persona, user, conversation). Joined on the conversation alone,
+the database scanned the whole index on every turn."""
 
 ConversationKey = tuple[str, int, str]
 """(persona id, user id, conversation key)."""
@@ -187,10 +194,8 @@ class HistoryStore:
         for start in range(0, len(wanted), 100):
             part = wanted[start : start + 100]
             rows = await connections.fetch(
-                "SELECT c.persona_id, c.user_id, c.key, MAX(m.id) FROM conversations c "
-                "LEFT JOIN messages m ON m.conversation_id = c.id WHERE "
-                + " OR ".join([_ONE_CONVERSATION] * len(part))
-                + " GROUP BY c.id, c.persona_id, c.user_id, c.key",
+                f"SELECT c.persona_id, c.user_id, c.key, {_LAST_ID} FROM conversations c WHERE "
+                + " OR ".join([_ONE_CONVERSATION] * len(part)),
                 [value for conversation in part for value in conversation],
             )
             for persona_id, user_id, key, last in rows:
@@ -258,18 +263,19 @@ class HistoryStore:
         """The scope's conversations, most recently active first. ``updated_at`` is
         the time of the last message (a turn writes only its messages, not the
         conversation row)."""
-        rows = await (
-            Conversation.filter(persona_id=scope.persona_id, user_id=scope.user_id)
-            .annotate(last_message_at=Max("messages__created_at"))
-            .values("key", "created_at", "updated_at", "last_message_at")
+        rows = await connections.fetch(
+            "SELECT c.key, c.created_at, c.updated_at, "
+            f"(SELECT created_at FROM messages WHERE id = {_LAST_ID}) "
+            "FROM conversations c WHERE c.persona_id = ? AND c.user_id = ?",
+            [scope.persona_id, scope.user_id],
         )
         found = [
             {
-                "key": row["key"],
-                "created_at": row["created_at"],
-                "updated_at": _latest(row["created_at"], row["updated_at"], row["last_message_at"]),
+                "key": key,
+                "created_at": parse_timestamp(created_at),
+                "updated_at": _latest(created_at, updated_at, last_message_at),
             }
-            for row in rows
+            for key, created_at, updated_at, last_message_at in rows
         ]
         return sorted(found, key=lambda row: row["updated_at"], reverse=True)
 
