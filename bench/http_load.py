@@ -19,7 +19,9 @@ plugins' prompt sections), against the bare handler's reading of the body.
 - streaming: the fake model streams like a real one (a chunk every 50 ms), so
   the servers are not saturated and time to first event shows the real overhead.
 
-The servers (and the fake Ollama) run in a child process, the load in this one.
+The servers run in a child process, the fake Ollama in a process of its own (as
+a real Ollama is: its work on each request, parsing personae's longer prompts
+too, is not the servers'), and the load in this one.
 """
 
 from __future__ import annotations
@@ -109,51 +111,63 @@ def bare_app(ollama_url: str) -> web.Application:
     return app
 
 
-async def serve(pipe: Connection, chunks: int, learning: bool) -> None:
+async def serve(pipe: Connection, fake_url: str, learning: bool) -> None:
     from argon2 import PasswordHasher
 
     from personae.adapters.web import init_app
     from personae.adapters.web.app import freeze_startup_objects
     from personae.core.settings import Settings
     from personae.storage.accounts import AccountStore
-    from personae.testing.fake_ollama import FakeOllama
 
     logging_off()
     watch_model_calls()
+    loop = asyncio.get_running_loop()
     with tempfile.TemporaryDirectory() as folder:
+        settings = Settings(
+            data_dir=Path(folder),
+            disabled_plugins=[*EXAMPLES, *([] if learning else LEARNERS)],
+            ollama={"host": fake_url},
+            web={"chat_rate_per_minute": 0, "login_rate_per_minute": 0},
+        )
+        hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+        runners = []
+        ports = []
+        personae_app = init_app(settings, accounts=AccountStore(hasher))
+        personae_app.middlewares.insert(0, timed("personae"))
+        personae_app.on_startup.append(freeze_startup_objects)  # as `personae serve` does
+        for app in (bare_app(fake_url), personae_app):
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", 0, backlog=1024).start()
+            runners.append(runner)
+            ports.append(runner.addresses[0][1])
+        pipe.send(ports)
+        while await loop.run_in_executor(None, pipe.recv) != "stop":  # "timings"
+            pipe.send({name: list(values) for name, values in BEFORE_MODEL.items()})
+            for values in BEFORE_MODEL.values():
+                values.clear()
+        for runner in reversed(runners):
+            await runner.cleanup()
+
+
+def fake_main(pipe: Connection, chunks: int) -> None:
+    """The fake Ollama in a process of its own, as a real Ollama is: its work on
+    each request (parsing personae's longer prompts, too) is not the servers'."""
+
+    async def run() -> None:
+        from personae.testing.fake_ollama import FakeOllama
+
+        logging_off()
         async with FakeOllama() as fake:
             fake.requests = Unrecorded()
             fake.reply_with([REPLY_WORD] * chunks)
-            settings = Settings(
-                data_dir=Path(folder),
-                disabled_plugins=[*EXAMPLES, *([] if learning else LEARNERS)],
-                ollama={"host": fake.url},
-                web={"chat_rate_per_minute": 0, "login_rate_per_minute": 0},
-            )
-            hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-            runners = []
-            ports = []
-            personae_app = init_app(settings, accounts=AccountStore(hasher))
-            personae_app.middlewares.insert(0, timed("personae"))
-            personae_app.on_startup.append(freeze_startup_objects)  # as `personae serve` does
-            for app in (bare_app(fake.url), personae_app):
-                runner = web.AppRunner(app, access_log=None)
-                await runner.setup()
-                await web.TCPSite(runner, "127.0.0.1", 0, backlog=1024).start()
-                runners.append(runner)
-                ports.append(runner.addresses[0][1])
-            pipe.send(ports)
+            pipe.send(fake.url)
             loop = asyncio.get_running_loop()
             while (command := await loop.run_in_executor(None, pipe.recv)) != "stop":
-                if command == "timings":
-                    pipe.send({name: list(values) for name, values in BEFORE_MODEL.items()})
-                    for values in BEFORE_MODEL.values():
-                        values.clear()
-                    continue
                 fake.chunk_delay = float(command)
                 pipe.send("ok")
-            for runner in reversed(runners):
-                await runner.cleanup()
+
+    asyncio.run(run())
 
 
 class Unrecorded(list[Any]):
@@ -170,8 +184,8 @@ def logging_off() -> None:
     logging.disable(logging.WARNING)
 
 
-def server_main(pipe: Connection, chunks: int, learning: bool) -> None:
-    asyncio.run(serve(pipe, chunks, learning))
+def server_main(pipe: Connection, fake_url: str, learning: bool) -> None:
+    asyncio.run(serve(pipe, fake_url, learning))
 
 
 # -- the load (this process) -----------------------------------------------------------
@@ -259,7 +273,9 @@ async def token(base: str) -> str:
             return str((await response.json())["token"])
 
 
-async def run(args: argparse.Namespace, ports: list[int], pipe: Connection) -> None:
+async def run(
+    args: argparse.Namespace, ports: list[int], pipe: Connection, fake: Connection
+) -> None:
     bare_url = f"http://127.0.0.1:{ports[0]}/chat"
     base = f"http://127.0.0.1:{ports[1]}"
     auth = {"Authorization": f"Bearer {await token(base)}"}
@@ -276,8 +292,8 @@ async def run(args: argparse.Namespace, ports: list[int], pipe: Connection) -> N
         ),
     ]
     for title, delay, requests in phases:
-        pipe.send(str(delay))
-        pipe.recv()
+        fake.send(str(delay))
+        fake.recv()
         pipe.send("timings")
         pipe.recv()  # forget the warm-up's
         results = []
@@ -370,20 +386,30 @@ def main() -> None:
         "--with-learning", action="store_true", help=f"keep {', '.join(LEARNERS)} plugins on"
     )
     args = parser.parse_args()
+    spawn = multiprocessing.get_context("spawn")
+    fake, fake_end = multiprocessing.Pipe()
+    fake_process = spawn.Process(target=fake_main, args=(fake_end, args.chunks), daemon=True)
+    fake_process.start()
     parent, child = multiprocessing.Pipe()
-    process = multiprocessing.get_context("spawn").Process(
-        target=server_main, args=(child, args.chunks, args.with_learning), daemon=True
-    )
-    process.start()
+    process: Any = None
     try:
+        if not fake.poll(60):
+            sys.exit("the fake Ollama did not start")
+        process = spawn.Process(
+            target=server_main, args=(child, fake.recv(), args.with_learning), daemon=True
+        )
+        process.start()
         if not parent.poll(60):
             sys.exit("the servers did not start")
-        asyncio.run(run(args, parent.recv(), parent))
+        asyncio.run(run(args, parent.recv(), parent, fake))
     finally:
-        parent.send("stop")
-        process.join(30)
-        if process.is_alive():
-            process.terminate()
+        for pipe, child_process in ((parent, process), (fake, fake_process)):
+            if child_process is None:
+                continue
+            pipe.send("stop")
+            child_process.join(30)
+            if child_process.is_alive():
+                child_process.terminate()
 
 
 if __name__ == "__main__":
