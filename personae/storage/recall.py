@@ -284,13 +284,8 @@ class Candidates:
             for index, (words, _, _, _) in enumerate(features):
                 for word in words:
                     by_word.setdefault(word, []).append(index)
-            self._prepared = (
-                features,
-                by_word,
-                [(f[2], f[3]) for f in features],
-                [row["id"] for row in self.rows],
-                [estimate_tokens(row["text"]) for row in self.rows],
-            )
+            costs = [estimate_tokens(row["text"]) for row in self.rows]
+            self._prepared = (features, by_word, costs)
         return self._prepared
 
     def rank(
@@ -309,26 +304,26 @@ class Candidates:
         ``context``), plus embedding similarity when given; recency and
         confidence break ties. Only rows that share a word with the query or the
         context have their overlap computed; the others score 0 for it."""
-        features, by_word, fixed_terms, ids, costs = self._prepare()
+        features, by_word, costs = self._prepare()
         wanted = _keywords(query)
         around = _keywords(context) - wanted
         now_ts = now.timestamp()
-        scores = [
-            0.5 * (1.0 if ts is None else math.exp(-max(0.0, (now_ts - ts) / 86400) / 30)) + fixed
-            for fixed, ts in fixed_terms
+        recency = [
+            1.0 if ts is None else math.exp(-max(0.0, (now_ts - ts) / 86400) / 30)
+            for _, _, _, ts in features
         ]
+        scores = [0.5 * r + f[2] for r, f in zip(recency, features, strict=True)]
         touched = {i for word in wanted | around for i in by_word.get(word, ())}
         for i in touched if not query_embedding else range(len(scores)):
-            words, inv_scale, fixed, updated_ts = features[i]
+            words, inv_scale, fixed, _ = features[i]
             overlap = 0.0
             if inv_scale and (wanted or around):
                 overlap = (len(wanted & words) + 0.5 * len(around & words)) * inv_scale
             similar = 0.0
             if query_embedding:
                 similar = cosine(query_embedding, self.rows[i].get("embedding"))
-            age_days = 0.0 if updated_ts is None else max(0.0, (now_ts - updated_ts) / 86400)
-            recency = math.exp(-age_days / 30)
-            scores[i] = 2.0 * overlap + 1.5 * max(0.0, similar) + 0.5 * recency + fixed
+            scores[i] = 2.0 * overlap + 1.5 * max(0.0, similar) + 0.5 * recency[i] + fixed
+        ids = [row["id"] for row in self.rows]
         order = sorted(range(len(scores)), key=lambda i: (scores[i], ids[i]), reverse=True)
         chosen: list[dict[str, Any]] = []
         spent = 0
@@ -340,24 +335,3 @@ class Candidates:
             if len(chosen) >= max_items:
                 break
         return chosen
-
-
-def rank(
-    rows: list[dict[str, Any]],
-    query: str,
-    *,
-    context: str = "",
-    query_embedding: Sequence[float] | None = None,
-    max_items: int,
-    budget_tokens: int,
-    now: datetime,
-) -> list[dict[str, Any]]:
-    """The best of ``rows`` within the budget, best first (see :meth:`Candidates.rank`)."""
-    return Candidates(rows).rank(
-        query,
-        context=context,
-        query_embedding=query_embedding,
-        max_items=max_items,
-        budget_tokens=budget_tokens,
-        now=now,
-    )
