@@ -234,19 +234,19 @@ async def test_last_message_checks_made_together_share_one_query(runtime: Runtim
         ids = await runtime.history.append_exchange(Scope("sage", user), "c", f"q{n}", f"a{n}")
         expected[user] = ids[1]
     statements = 0
-    original = connections.fetch
+    original = connections.fetch_quick
 
     async def counted(sql: str, params: list[object]) -> list[tuple[object, ...]]:
         nonlocal statements
         statements += 1
         return await original(sql, params)
 
-    connections.fetch = counted  # type: ignore[assignment]
+    connections.fetch_quick = counted  # type: ignore[assignment]
     try:
         found = await asyncio.gather(
             *(runtime.history.last_id(Scope("sage", user), "c") for user in users)
         )
     finally:
-        connections.fetch = original  # type: ignore[assignment]
+        connections.fetch_quick = original  # type: ignore[assignment]
     assert statements == 1
     assert found == [expected.get(user) for user in users]  # None: never talked

@@ -193,7 +193,7 @@ class HistoryStore:
         found: dict[ConversationKey, int | None] = {}
         for start in range(0, len(wanted), 100):
             part = wanted[start : start + 100]
-            rows = await connections.fetch(
+            rows = await connections.fetch_quick(
                 f"SELECT c.persona_id, c.user_id, c.key, {_LAST_ID} FROM conversations c WHERE "
                 + " OR ".join([_ONE_CONVERSATION] * len(part)),
                 [value for conversation in part for value in conversation],

@@ -138,7 +138,7 @@ async def _read_versions(users: list[int]) -> dict[int, int]:
     found: dict[int, int] = {}
     for start in range(0, len(users), 500):
         part = users[start : start + 500]
-        rows = await connections.fetch(
+        rows = await connections.fetch_quick(
             f"SELECT user_id, version FROM memory_versions WHERE user_id IN "
             f"({', '.join('?' * len(part))})",
             part,
