@@ -183,10 +183,15 @@ class HistoryStore:
     async def last_id(self, scope: Scope, key: str) -> int | None:
         """The id of the conversation's last message (None: it has none): enough
         to tell whether :meth:`cached_recent` is still what is stored, since
-        messages are only added, or deleted with their whole conversation. Calls
-        made in the same turn of the event loop share one query, so many turns
-        starting at once do not each wait for a round trip of their own."""
-        return await self._last_ids.get((scope.persona_id, scope.user_id, key))
+        messages are only added, or deleted with their whole conversation. On
+        PostgreSQL, calls made in the same turn of the event loop share one query,
+        so many turns starting at once do not each wait for a round trip of their
+        own; on SQLite the read is a quick one on this thread
+        (:func:`~personae.storage.connections.fetch_quick`), with nothing to share."""
+        conversation = (scope.persona_id, scope.user_id, key)
+        if connections.has_read_pool():  # SQLite: read at once on this thread
+            return (await self._read_last_ids([conversation])).get(conversation)
+        return await self._last_ids.get(conversation)
 
     @staticmethod
     async def _read_last_ids(wanted: list[ConversationKey]) -> dict[ConversationKey, int | None]:

@@ -17,8 +17,11 @@ The row cache is per process, bounded, and keyed by the row's scope and
 Most turns skip steps 1 and 2 as well: :func:`current_rows` keeps each recalled
 candidate list with the user's memory version (``memory_versions``, moved by
 database triggers on every change of the user's items, whoever makes it) and
-reuses it while one small read says the version is unchanged. Reads of many
-turns starting at once share that read (:class:`~personae.core.cache.SharedReads`).
+reuses it while one small read says the version is unchanged. On SQLite that
+read runs on the event loop's thread when it needs no waiting
+(:func:`~personae.storage.connections.fetch_quick`); on PostgreSQL the reads of
+many turns starting at once share one query
+(:class:`~personae.core.cache.SharedReads`).
 """
 
 from __future__ import annotations
@@ -152,6 +155,8 @@ _versions: SharedReads[int, int] = SharedReads(_read_versions, 0)
 
 async def memory_version(user_id: int) -> int:
     """The user's memory version as stored now (0: their items never changed)."""
+    if connections.has_read_pool():  # SQLite: read at once on this thread
+        return (await _read_versions([user_id])).get(user_id, 0)
     return await _versions.get(user_id)
 
 
@@ -285,7 +290,8 @@ class Candidates:
                 for word in words:
                     by_word.setdefault(word, []).append(index)
             costs = [estimate_tokens(row["text"]) for row in self.rows]
-            self._prepared = (features, by_word, costs)
+            ids = [row["id"] for row in self.rows]
+            self._prepared = (features, by_word, costs, ids)
         return self._prepared
 
     def rank(
@@ -304,12 +310,13 @@ class Candidates:
         ``context``), plus embedding similarity when given; recency and
         confidence break ties. Only rows that share a word with the query or the
         context have their overlap computed; the others score 0 for it."""
-        features, by_word, costs = self._prepare()
+        features, by_word, costs, ids = self._prepare()
         wanted = _keywords(query)
         around = _keywords(context) - wanted
         now_ts = now.timestamp()
+        exp = math.exp
         recency = [
-            1.0 if ts is None else math.exp(-max(0.0, (now_ts - ts) / 86400) / 30)
+            1.0 if ts is None else exp(-max(0.0, (now_ts - ts) / 86400) / 30)
             for _, _, _, ts in features
         ]
         scores = [0.5 * r + f[2] for r, f in zip(recency, features, strict=True)]
@@ -323,8 +330,8 @@ class Candidates:
             if query_embedding:
                 similar = cosine(query_embedding, self.rows[i].get("embedding"))
             scores[i] = 2.0 * overlap + 1.5 * max(0.0, similar) + 0.5 * recency[i] + fixed
-        ids = [row["id"] for row in self.rows]
-        order = sorted(range(len(scores)), key=lambda i: (scores[i], ids[i]), reverse=True)
+        keys = list(zip(scores, ids, strict=True))
+        order = sorted(range(len(keys)), key=keys.__getitem__, reverse=True)
         chosen: list[dict[str, Any]] = []
         spent = 0
         for i in order:
