@@ -3,8 +3,10 @@ recalled memory and the conversation's recent history."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
+from personae.core.cache import keep_recent
 from personae.core.cards import PersonaCard, parse_example_messages, render_macros
 from personae.core.types import ChatMessage, PromptSection
 from personae.storage.records import StoredMessage
@@ -35,9 +37,19 @@ def render_memory_section(section: PromptSection, *, user: str) -> str:
     return "\n".join(lines)
 
 
-def system_prompt(card: PersonaCard, sections: Sequence[PromptSection], *, user: str) -> str:
-    """The system message: who the persona is, the scenario, example dialogue,
-    trusted plugin instructions, then remembered material as delimited data."""
+_PERSONA_PARTS: OrderedDict[tuple[int, str], tuple[PersonaCard, tuple[str, ...]]]
+_PERSONA_PARTS = OrderedDict()
+"""The rendered card part of the system prompt per (card, user name): the same
+on every turn of a conversation. A card is immutable (a changed persona is a new
+card object); an entry holds its card, so the card's ``id()`` is not reused."""
+
+
+def _persona_parts(card: PersonaCard, user: str) -> tuple[str, ...]:
+    key = (id(card), user)
+    cached = _PERSONA_PARTS.get(key)
+    if cached is not None and cached[0] is card:
+        _PERSONA_PARTS.move_to_end(key)
+        return cached[1]
 
     def render(text: str) -> str:
         return render_macros(text, char=card.name, user=user).strip()
@@ -59,10 +71,18 @@ def system_prompt(card: PersonaCard, sections: Sequence[PromptSection], *, user:
         speaker = {"user": user, "assistant": card.name}
         dialogue = "\n".join(f"{speaker.get(role, role)}: {text}" for role, text in examples)
         parts.append(f"Examples of how {card.name} speaks:\n{dialogue}")
+    keep_recent(_PERSONA_PARTS, key, (card, tuple(parts)), 512)
+    return tuple(parts)
+
+
+def system_prompt(card: PersonaCard, sections: Sequence[PromptSection], *, user: str) -> str:
+    """The system message: who the persona is, the scenario, example dialogue,
+    trusted plugin instructions, then remembered material as delimited data."""
+    parts = list(_persona_parts(card, user))
     ordered = sorted(sections, key=lambda s: (s.order, s.name))
     for section in ordered:
         if section.kind == "instructions" and section.text.strip():
-            parts.append(render(section.text))
+            parts.append(render_macros(section.text, char=card.name, user=user).strip())
     for section in ordered:
         if section.kind == "memory" and section.text.strip():
             parts.append(render_memory_section(section, user=user))
