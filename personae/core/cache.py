@@ -110,16 +110,27 @@ class SharedReads(Generic[K, V]):
     """``await reads.get(key)``: lookups made in the same turn of the event loop
     share one call of ``read(keys)``, which returns the values it found (a key it
     leaves out gets ``missing``). Many turns starting at once then wait for one
-    round trip to the database, not one each."""
+    round trip to the database, not one each. While ``direct()`` is true (the
+    read is one on the calling thread, with no round trip to share), each
+    lookup reads its own key at once."""
 
-    def __init__(self, read: Callable[[list[K]], Awaitable[dict[K, V]]], missing: V) -> None:
+    def __init__(
+        self,
+        read: Callable[[list[K]], Awaitable[dict[K, V]]],
+        missing: V,
+        *,
+        direct: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._read = read
         self._missing = missing
+        self._direct = direct
         self._pending: dict[K, asyncio.Future[V]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running: set[asyncio.Task[None]] = set()
 
     async def get(self, key: K) -> V:
+        if self._direct():
+            return (await self._read([key])).get(key, self._missing)
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a new event loop: what the old one left is void
             self._loop, self._pending = loop, {}

@@ -37,6 +37,10 @@ def render_memory_section(section: PromptSection, *, user: str) -> str:
     return "\n".join(lines)
 
 
+def _render(text: str, card: PersonaCard, user: str) -> str:
+    return render_macros(text, char=card.name, user=user).strip()
+
+
 _PERSONA_PARTS: OrderedDict[tuple[int, str], tuple[PersonaCard, tuple[str, ...]]]
 _PERSONA_PARTS = OrderedDict()
 """The rendered card part of the system prompt per (card, user name): the same
@@ -52,7 +56,7 @@ def _persona_parts(card: PersonaCard, user: str) -> tuple[str, ...]:
         return cached[1]
 
     def render(text: str) -> str:
-        return render_macros(text, char=card.name, user=user).strip()
+        return _render(text, card, user)
 
     parts: list[str] = []
     base = card.system_prompt or (
@@ -82,7 +86,7 @@ def system_prompt(card: PersonaCard, sections: Sequence[PromptSection], *, user:
     ordered = sorted(sections, key=lambda s: (s.order, s.name))
     for section in ordered:
         if section.kind == "instructions" and section.text.strip():
-            parts.append(render_macros(section.text, char=card.name, user=user).strip())
+            parts.append(_render(section.text, card, user))
     for section in ordered:
         if section.kind == "memory" and section.text.strip():
             parts.append(render_memory_section(section, user=user))

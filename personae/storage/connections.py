@@ -60,37 +60,36 @@ class SqliteReadPool:
         self._lock = threading.Lock()
         self._queued: dict[asyncio.AbstractEventLoop, list[_Read]] = {}
 
+    def _open(self, busy_timeout_ms: int) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, check_same_thread=False)
+        connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        connection.execute("PRAGMA query_only = ON")
+        with self._lock:
+            self._opened.append(connection)
+        return connection
+
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
-            connection = sqlite3.connect(self.path, check_same_thread=False)
-            connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-            connection.execute("PRAGMA query_only = ON")
-            self._local.connection = connection
-            with self._lock:
-                self._opened.append(connection)
+            connection = self._local.connection = self._open(self.busy_timeout_ms)
         return connection
 
     def _quick_connection(self) -> _QuickConnection:
         quick: _QuickConnection | None = getattr(self._quick_local, "connection", None)
         if quick is None:
-            connection = sqlite3.connect(self.path, check_same_thread=False)
-            connection.execute("PRAGMA busy_timeout = 0")
-            connection.execute("PRAGMA query_only = ON")
-            quick = self._quick_local.connection = _QuickConnection(connection)
-            with self._lock:
-                self._opened.append(connection)
+            quick = self._quick_local.connection = _QuickConnection(self._open(0))
         return quick
 
     async def fetch_quick(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """The rows of a small indexed read, read on this thread when that needs
         no waiting, else through :meth:`fetch`."""
-        log.debug("%s: %s", sql, params)
         try:
-            return self._quick_connection().fetch(sql, tuple(params))
+            rows = self._quick_connection().fetch(sql, tuple(params))
         except sqlite3.OperationalError as exc:  # locked, or over its step budget
             log.debug("read moved to a thread (%s)", exc)
-        return await self.fetch(sql, params)
+            return await self.fetch(sql, params)
+        log.debug("%s: %s", sql, params)
+        return rows
 
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """The rows of a query with ``?`` placeholders."""
@@ -178,6 +177,8 @@ def close_read_pool() -> None:
 
 
 def has_read_pool() -> bool:
+    """Whether reads go to the SQLite pool; then :func:`fetch_quick` reads on the
+    calling thread, and turns starting together gain nothing from sharing one query."""
     return _pool is not None
 
 

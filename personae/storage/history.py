@@ -125,7 +125,7 @@ class HistoryStore:
         self._cache_size = cache_conversations
         self._generation = 0  # moved by every clear and forget
         self._last_ids: SharedReads[ConversationKey, int | None]
-        self._last_ids = SharedReads(self._read_last_ids, None)
+        self._last_ids = SharedReads(self._read_last_ids, None, direct=connections.has_read_pool)
 
     def cached_recent(self, scope: Scope, key: str, limit: int) -> list[StoredMessage] | None:
         """The last ``limit`` messages as this process last saw them, or None when
@@ -188,10 +188,7 @@ class HistoryStore:
         so many turns starting at once do not each wait for a round trip of their
         own; on SQLite the read is a quick one on this thread
         (:func:`~personae.storage.connections.fetch_quick`), with nothing to share."""
-        conversation = (scope.persona_id, scope.user_id, key)
-        if connections.has_read_pool():  # SQLite: read at once on this thread
-            return (await self._read_last_ids([conversation])).get(conversation)
-        return await self._last_ids.get(conversation)
+        return await self._last_ids.get((scope.persona_id, scope.user_id, key))
 
     @staticmethod
     async def _read_last_ids(wanted: list[ConversationKey]) -> dict[ConversationKey, int | None]:

@@ -150,13 +150,11 @@ async def _read_versions(users: list[int]) -> dict[int, int]:
     return found
 
 
-_versions: SharedReads[int, int] = SharedReads(_read_versions, 0)
+_versions: SharedReads[int, int] = SharedReads(_read_versions, 0, direct=connections.has_read_pool)
 
 
 async def memory_version(user_id: int) -> int:
     """The user's memory version as stored now (0: their items never changed)."""
-    if connections.has_read_pool():  # SQLite: read at once on this thread
-        return (await _read_versions([user_id])).get(user_id, 0)
     return await _versions.get(user_id)
 
 
