@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,7 +13,8 @@ import pytest
 
 from personae.core.errors import LLMResponseError, LLMTimeout, LLMUnavailable, ModelNotFound
 from personae.core.llm.base import ChatRequest, LLMBackend
-from personae.core.llm.ollama import OllamaBackend, is_connect_error
+from personae.core.llm.ollama import OllamaBackend
+from personae.core.llm.transport import is_connect_error
 from personae.core.settings import OllamaSettings
 from personae.core.types import ChatMessage
 from personae.testing.fake_ollama import FakeChatRequest, FakeOllama, fake_embedding
@@ -240,6 +242,22 @@ async def test_server_down_raises_llm_unavailable_after_retries(
         assert attempts == 6
         with pytest.raises(LLMUnavailable):
             await llm.list_models()
+
+
+async def test_each_retry_is_logged_with_its_attempt_and_growing_backoff(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    host = f"http://127.0.0.1:{free_port()}"
+    caplog.set_level(logging.WARNING, logger="personae.core.llm.ollama")
+    async with OllamaBackend(fast_settings(host, retries=3, retry_backoff=0.01)) as llm:
+        with pytest.raises(LLMUnavailable):
+            await llm.chat(ask())
+    retries = [r.getMessage() for r in caplog.records if "not reachable" in r.getMessage()]
+    assert retries == [
+        f"Ollama at {host} is not reachable (attempt 1 of 4); retrying in 0.01s",
+        f"Ollama at {host} is not reachable (attempt 2 of 4); retrying in 0.02s",
+        f"Ollama at {host} is not reachable (attempt 3 of 4); retrying in 0.04s",
+    ]
 
 
 async def test_connection_is_retried_until_the_server_comes_up() -> None:

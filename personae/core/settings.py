@@ -32,6 +32,9 @@ class OllamaSettings(BaseModel):
     embed_model: str | None = None
     connect_timeout: float = Field(5.0, gt=0)
     read_timeout: float = Field(120.0, gt=0)
+    max_connections: int = Field(100, ge=1)
+    """Connections to Ollama each process keeps open and reuses; turns beyond
+    this many at once wait for one to be free."""
     retries: int = Field(3, ge=0, le=10)
     retry_backoff: float = Field(0.5, ge=0)
     keep_alive: str | float | None = "5m"

@@ -38,6 +38,7 @@ from personae.core.errors import (
     ModelNotFound,
 )
 from personae.core.llm.base import ChatRequest, ModelInfo
+from personae.core.llm.transport import is_connect_error, transport, transport_failure
 from personae.core.settings import OllamaSettings
 
 log = logging.getLogger(__name__)
@@ -54,19 +55,6 @@ _MODEL_MISSING = re.compile(r"model\b.*\bnot found", re.IGNORECASE)
 def normalize_model_name(name: str) -> str:
     """``"llama3.2"`` -> ``"llama3.2:latest"``; a name with a tag is unchanged."""
     return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
-
-
-def is_connect_error(exc: BaseException) -> bool:
-    """True when ``exc`` means the server could not be connected to at all.
-
-    ``ollama.AsyncClient`` turns ``httpx.ConnectError`` into a bare builtin
-    ``ConnectionError`` for plain requests, but lets ``httpx.ConnectError`` through
-    for streams, and never wraps ``httpx.ConnectTimeout``.
-    """
-    return (
-        isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | ConnectionRefusedError)
-        or type(exc) is ConnectionError
-    )
 
 
 def _require_model(name: str) -> str:
@@ -112,7 +100,9 @@ class OllamaBackend:
                     pool=s.read_timeout,
                 )
                 try:
-                    client = AsyncClient(host=s.host, timeout=timeout)
+                    client = AsyncClient(
+                        host=s.host, timeout=timeout, transport=transport(s.max_connections)
+                    )
                 except (ValueError, httpx.InvalidURL) as exc:
                     raise self._bad_host(exc) from exc
                 self._clients[loop] = client
@@ -263,17 +253,35 @@ class OllamaBackend:
     async def _call(
         self, fn: Callable[[], Awaitable[T]], *, model: str | None, phase: Phase = "request"
     ) -> T:
-        """Run ``fn``, retrying connection failures; map every failure to an LLMError."""
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(is_connect_error),
-            stop=stop_after_attempt(self.settings.retries + 1),
-            wait=wait_exponential(multiplier=self.settings.retry_backoff, max=MAX_BACKOFF_SECONDS),
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
+        """Run ``fn``, retrying connection failures; map every failure to an LLMError.
+
+        The first attempt is a plain call. Tenacity's objects for one call (its
+        retry state, a future, a lock, closures) form reference cycles that only a
+        full garbage collection frees, and on a busy server those collections
+        stopped the event loop for 15-25 ms; they are needed only once a connection
+        has failed. That failure then goes through tenacity as its first attempt,
+        so the retry policy (backoff, logging, how many attempts) is tenacity's."""
         try:
+            try:
+                return await fn()
+            except Exception as exc:
+                if not is_connect_error(exc):
+                    raise
+                failed: Exception | None = exc
+            retrying = AsyncRetrying(
+                retry=retry_if_exception(is_connect_error),
+                stop=stop_after_attempt(self.settings.retries + 1),
+                wait=wait_exponential(
+                    multiplier=self.settings.retry_backoff, max=MAX_BACKOFF_SECONDS
+                ),
+                before_sleep=self._log_retry,
+                reraise=True,
+            )
             async for attempt in retrying:
                 with attempt:
+                    if failed is not None:  # the first attempt's failure, replayed
+                        error, failed = failed, None
+                        raise error
                     return await fn()
         except LLMError:
             raise
@@ -305,7 +313,8 @@ class OllamaBackend:
         stopped = "Ollama stopped in the middle of the " + (
             "download" if phase == "pull" else "reply"
         )
-        if is_connect_error(exc):
+        failure = transport_failure(exc)
+        if failure == "connect":
             return LLMUnavailable(
                 f"Ollama is not reachable at {host} — start it with `ollama serve` "
                 "or set ollama.host / PERSONAE_OLLAMA__HOST."
@@ -333,7 +342,7 @@ class OllamaBackend:
                     f"{host} answered 404 ({error}) — is ollama.host pointing at Ollama?"
                 )
             return LLMResponseError(f"Ollama answered HTTP {exc.status_code}: {error}")
-        if isinstance(exc, httpx.TimeoutException):
+        if failure == "timeout":
             timeout = self.settings.read_timeout
             what = "sent nothing more for" if phase != "request" else "did not answer within"
             return LLMTimeout(
@@ -350,7 +359,7 @@ class OllamaBackend:
             if phase == "request":
                 return LLMResponseError(f"Ollama sent a malformed answer: {detail}")
             return LLMResponseError(f"{stopped}: {detail}")
-        if isinstance(exc, httpx.TransportError):
+        if failure == "dropped":
             if phase == "request":
                 return LLMResponseError(f"Ollama at {host} dropped the connection: {exc}")
             return LLMResponseError(f"{stopped}: the connection was dropped ({exc}).")
