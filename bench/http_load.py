@@ -19,6 +19,12 @@ plugins' prompt sections), against the bare handler's reading of the body.
 - streaming: the fake model streams like a real one (a chunk every 50 ms), so
   the servers are not saturated and time to first event shows the real overhead.
 
+Two bare handlers run beside personae: one with the ``ollama`` client as it comes
+(httpx's own transport; the baseline the targets name), one with the same client
+on personae's transport (aiohttp's connection pool through httpx-aiohttp, see
+``personae/core/llm/transport.py``). personae gains that transport's savings over
+the first; the second shows what personae itself adds.
+
 The servers run in a child process, the fake Ollama in a process of its own (as
 a real Ollama is: its work on each request, parsing personae's longer prompts
 too, is not the servers'), and the load in this one.
@@ -52,7 +58,11 @@ EXAMPLES = ("mood",)
 
 _STARTED: contextvars.ContextVar[float | None] = contextvars.ContextVar("started", default=None)
 _APP: contextvars.ContextVar[str] = contextvars.ContextVar("app", default="")
-BEFORE_MODEL: dict[str, list[float]] = {"bare": [], "personae": []}
+SIDES = ("bare", "same", "personae")
+"""The bare handler (client as it comes), the bare handler on personae's transport,
+personae."""
+TITLES = {"bare": "bare aiohttp", "same": "same transport", "personae": "personae"}
+BEFORE_MODEL: dict[str, list[float]] = {side: [] for side in SIDES}
 """Per server: seconds from a request's arrival to its call of the model."""
 
 
@@ -88,11 +98,14 @@ def watch_model_calls() -> None:
 # -- the servers (child process) -------------------------------------------------------
 
 
-def bare_app(ollama_url: str) -> web.Application:
+def bare_app(ollama_url: str, name: str) -> web.Application:
     """The baseline: authenticate nothing, store nothing, stream Ollama as SSE."""
     import ollama
 
-    client = ollama.AsyncClient(host=ollama_url)
+    from personae.core.llm.transport import transport
+
+    extra = {"transport": transport(100)} if name == "same" else {}
+    client = ollama.AsyncClient(host=ollama_url, **extra)
 
     async def chat(request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -106,7 +119,7 @@ def bare_app(ollama_url: str) -> web.Application:
         await response.write(b"event: done\ndata: {}\n\n")
         return response
 
-    app = web.Application(middlewares=[timed("bare")])
+    app = web.Application(middlewares=[timed(name)])
     app.router.add_post("/chat", chat)
     return app
 
@@ -135,7 +148,7 @@ async def serve(pipe: Connection, fake_url: str, learning: bool) -> None:
         personae_app = init_app(settings, accounts=AccountStore(hasher))
         personae_app.middlewares.insert(0, timed("personae"))
         personae_app.on_startup.append(freeze_startup_objects)  # as `personae serve` does
-        for app in (bare_app(fake_url), personae_app):
+        for app in (bare_app(fake_url, "bare"), bare_app(fake_url, "same"), personae_app):
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", 0, backlog=1024).start()
@@ -276,13 +289,16 @@ async def token(base: str) -> str:
 async def run(
     args: argparse.Namespace, ports: list[int], pipe: Connection, fake: Connection
 ) -> None:
-    bare_url = f"http://127.0.0.1:{ports[0]}/chat"
-    base = f"http://127.0.0.1:{ports[1]}"
+    base = f"http://127.0.0.1:{ports[2]}"
     auth = {"Authorization": f"Bearer {await token(base)}"}
-    personae_url = f"{base}/api/personas/sage/chat"
+    targets = {
+        "bare": (f"http://127.0.0.1:{ports[0]}/chat", {}),
+        "same": (f"http://127.0.0.1:{ports[1]}/chat", {}),
+        "personae": (f"{base}/api/personas/sage/chat", auth),
+    }
     warm = max(args.concurrency, args.requests // 10)
-    await load("warm-up", bare_url, {}, warm, args.concurrency)
-    await load("warm-up", personae_url, auth, warm, args.concurrency)
+    for url, headers in targets.values():
+        await load("warm-up", url, headers, warm, args.concurrency)
     phases = [
         ("saturated: the fake model answers at once", 0.0, args.requests),
         (
@@ -297,9 +313,11 @@ async def run(
         pipe.send("timings")
         pipe.recv()  # forget the warm-up's
         results = []
-        for _ in range(args.rounds):  # interleave, so drift hits both alike
-            results.append(await load("bare", bare_url, {}, requests, args.concurrency))
-            results.append(await load("personae", personae_url, auth, requests, args.concurrency))
+        for number in range(args.rounds):  # rotate, so drift hits all alike
+            shift = number % len(SIDES)
+            for side in SIDES[shift:] + SIDES[:shift]:
+                url, headers = targets[side]
+                results.append(await load(side, url, headers, requests, args.concurrency))
         pipe.send("timings")
         report(title, args, requests, results, pipe.recv())
 
@@ -327,47 +345,48 @@ def report(
     results: list[Result],
     before_model: dict[str, list[float]],
 ) -> None:
-    bare, personae = merge("bare", results), merge("personae", results)
+    merged = {side: merge(side, results) for side in SIDES}
+    personae = merged["personae"]
     print(f"\n== {title}")
     print(
         f"{requests * args.rounds} SSE chats per side, {args.concurrency} at once, "
         f"{args.chunks} chunks per reply, fake Ollama on loopback; learning plugins "
         f"{'on' if args.with_learning else 'off'}"
     )
-    print(f"{'':28}{'bare aiohttp':>14}{'personae':>14}")
-    print(f"{'requests/s':28}{bare.rate:>14.1f}{personae.rate:>14.1f}")
+
+    def line(label: str, values: list[float], spec: str = ".2f") -> None:
+        print(f"{label:28}" + "".join(f"{value:>16{spec}}" for value in values))
+
+    print(f"{'':28}" + "".join(f"{TITLES[side]:>16}" for side in SIDES))
+    line("requests/s", [merged[side].rate for side in SIDES], ".1f")
     for p in (50, 99):
-        print(
-            f"{f'time to first event p{p} (ms)':28}"
-            f"{bare.percentile(p):>14.2f}{personae.percentile(p):>14.2f}"
-        )
+        line(f"time to first event p{p} (ms)", [merged[side].percentile(p) for side in SIDES])
     for p in (50, 99):
-        print(
-            f"{f'in server before model p{p}':28}"
-            f"{percentile(before_model['bare'], p):>14.2f}"
-            f"{percentile(before_model['personae'], p):>14.2f}"
-        )
+        line(f"in server before model p{p}", [percentile(before_model[s], p) for s in SIDES])
     for p in (50, 99):
+        line(f"  after the start, p{p}", [percentile(merged[s].steady, p) for s in SIDES])
+    print(f"{'errors':28}" + "".join(f"{merged[side].errors:>16}" for side in SIDES))
+    line("mean first event (ms)", [statistics.mean(merged[s].first_event) * 1000 for s in SIDES])
+    for side in ("bare", "same"):
+        base = merged[side]
+        ratio = personae.rate / base.rate
+        overhead50 = personae.percentile(50) - base.percentile(50)
+        overhead99 = personae.percentile(99) - base.percentile(99)
+        steady99 = percentile(personae.steady, 99) - percentile(base.steady, 99)
+        print(f"against {TITLES[side]}:")
         print(
-            f"{f'  after the start, p{p}':28}"
-            f"{percentile(bare.steady, p):>14.2f}{percentile(personae.steady, p):>14.2f}"
+            f"  throughput ratio: {ratio:.2f}x ({'PASS' if ratio >= 0.5 else 'FAIL'}, "
+            "target >= 0.5x)"
         )
-    print(f"{'errors':28}{bare.errors:>14}{personae.errors:>14}")
-    ratio = personae.rate / bare.rate
-    overhead50 = personae.percentile(50) - bare.percentile(50)
-    overhead99 = personae.percentile(99) - bare.percentile(99)
-    print(f"throughput ratio: {ratio:.2f}x bare (target >= 0.5x)")
-    steady99 = percentile(personae.steady, 99) - percentile(bare.steady, 99)
+        print(
+            f"  first-event overhead: p50 {overhead50:+.2f} ms, p99 {overhead99:+.2f} ms "
+            f"({'PASS' if overhead99 <= 10 else 'FAIL'}, target p99 <= 10 ms)"
+        )
+        print(f"  after the start: p99 {steady99:+.2f} ms")
     print(
-        f"first-event overhead: p50 {overhead50:+.2f} ms, p99 {overhead99:+.2f} ms "
-        "(target p99 <= 10 ms)"
+        f"(each round's first {args.concurrency} chats start in the same instant; "
+        "the rest arrive as others end)"
     )
-    print(
-        f"  after the start: p99 {steady99:+.2f} ms (each round's first {args.concurrency} "
-        "chats start in the same instant; the rest arrive as others end)"
-    )
-    print(f"mean first event: bare {statistics.mean(bare.first_event) * 1000:.2f} ms, "
-          f"personae {statistics.mean(personae.first_event) * 1000:.2f} ms")  # fmt: skip
 
 
 def main() -> None:

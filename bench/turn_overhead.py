@@ -1,17 +1,24 @@
 """Per-turn overhead and throughput of the persona runtime, against the bare
 ``ollama`` client talking to the same fake server in the same run.
 
+Two baselines run side by side: the bare client as it comes (httpx's own
+transport, the baseline the targets name), and the same bare client on
+personae's transport (aiohttp's connection pool through httpx-aiohttp, see
+``personae/core/llm/transport.py``). The runtime gains that transport's savings
+over the first; the second shows what the runtime itself adds.
+
 Setup: a temporary SQLite file, migrated, holding 100k memory items (10k in the
 scope of each measured conversation: persona ``sage``, users 1..8); a
 :class:`~personae.testing.fake_ollama.FakeOllama` on 127.0.0.1 in a child process
 (like a real Ollama, it does not share the benchmark's CPU time or event loop)
 streams the same scripted reply to both sides.
 
-- **Latency and overhead** (one conversation at a time): runtime turns and bare
-  ``ollama.AsyncClient.chat(stream=True)`` calls alternate one by one (the order
-  flips every pair), the bare call sending the exact messages the runtime sent
-  in steady state. Overhead = runtime latency - bare latency of the same pair.
-- **Throughput** at concurrency 1 and 8 (8 conversations at once): alternating
+- **Latency and overhead** (one conversation at a time): a runtime turn and one
+  bare ``ollama.AsyncClient.chat(stream=True)`` call per baseline alternate one
+  by one (the order rotates every time), the bare calls sending the exact
+  messages the runtime sent in steady state. Overhead = runtime latency - bare
+  latency of the same round.
+- **Throughput** at concurrency 1 and 8 (8 conversations at once): rotating
   blocks of runtime turns and bare calls; a runtime block ends when its
   background work has drained too.
 
@@ -52,6 +59,7 @@ from memory_texts import memory_text, percentile  # noqa: E402  (bench/, beside 
 from ollama import AsyncClient  # noqa: E402
 from tortoise import Tortoise  # noqa: E402
 
+from personae.core.llm.transport import transport  # noqa: E402
 from personae.core.runtime import Runtime  # noqa: E402
 from personae.core.settings import Settings  # noqa: E402
 from personae.core.types import Scope, Turn  # noqa: E402
@@ -70,6 +78,10 @@ OVERHEAD_P50_MS = 2.0
 OVERHEAD_P99_MS = 10.0
 THROUGHPUT_RATIO = 0.5
 NOTHING_TO_DO = {"items": [], "ask": False}  # answers to the plugins' JSON-schema calls
+BARE = "bare client"
+"""The baseline the targets name: ``ollama.AsyncClient`` as it comes."""
+SAME = "same transport"
+"""The bare client on personae's transport: what the runtime itself adds."""
 
 REPLY = (
     "That sounds like a good plan. Start small: fifteen minutes each morning, the same "
@@ -104,9 +116,16 @@ def fmt_ms(value: float) -> str:
     return f"{value:.3f} ms"
 
 
-def print_table(rows: list[tuple[str, str, str, str, str]]) -> None:
-    header = ("metric", "runtime", "baseline", "target", "result")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+Row = tuple[str, str, str, str, str, str]
+
+
+def verdict(ratio: float) -> str:
+    return f"{'PASS' if ratio >= THROUGHPUT_RATIO else 'FAIL'} ({ratio:.2f} x)"
+
+
+def print_table(rows: list[Row]) -> None:
+    header = ("metric", "runtime", BARE, SAME, "target", "result")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     line = "  ".join("-" * w for w in widths)
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     print(line)
@@ -294,22 +313,25 @@ async def bare_call(client: AsyncClient, body: dict[str, Any]) -> int:
 
 
 async def paired(
-    runtime: Runtime, client: AsyncClient, bodies: dict[int, dict[str, Any]], pairs: int
-) -> tuple[list[int], list[int]]:
-    """Sequential runtime turns and bare calls, alternating one by one."""
-    rt: list[int] = []
-    bare: list[int] = []
+    runtime: Runtime,
+    clients: dict[str, AsyncClient],
+    bodies: dict[int, dict[str, Any]],
+    pairs: int,
+) -> dict[str, list[int]]:
+    """Sequential runtime turns and bare calls on each client, one by one in an
+    order that rotates every round; each side's latencies, round by round."""
+    latencies: dict[str, list[int]] = {"runtime": [], **{name: [] for name in clients}}
+    sides = list(latencies)
     for index in range(pairs):
         user = index % MEASURED_USERS + 1
-        if index % 2 == 0:
-            rt.append(await runtime_turn(runtime, user, index))
-            await runtime.background.drain()
-            bare.append(await bare_call(client, bodies[user]))
-        else:
-            bare.append(await bare_call(client, bodies[user]))
-            rt.append(await runtime_turn(runtime, user, index))
-            await runtime.background.drain()
-    return rt, bare
+        shift = index % len(sides)
+        for side in sides[shift:] + sides[:shift]:
+            if side == "runtime":
+                latencies[side].append(await runtime_turn(runtime, user, index))
+                await runtime.background.drain()
+            else:
+                latencies[side].append(await bare_call(clients[side], bodies[user]))
+    return latencies
 
 
 async def block(
@@ -329,7 +351,7 @@ async def block(
 
 async def throughput(
     runtime: Runtime,
-    client: AsyncClient,
+    clients: dict[str, AsyncClient],
     bodies: dict[int, dict[str, Any]],
     fake: FakeProcess,
     *,
@@ -337,32 +359,30 @@ async def throughput(
     per_worker: int,
     rounds: int,
 ) -> dict[str, Any]:
-    """Alternating blocks; turns/s of each side over all its blocks."""
+    """Rotating blocks; turns/s of each side over all its blocks, and each call's
+    latency."""
 
-    async def rt_one(user: int, index: int) -> int:
-        return await runtime_turn(runtime, user, index)
+    def one_for(side: str) -> Callable[[int, int], Awaitable[int]]:
+        if side == "runtime":
+            return lambda user, index: runtime_turn(runtime, user, index)
+        return lambda user, index: bare_call(clients[side], bodies[user])
 
-    async def bare_one(user: int, index: int) -> int:
-        return await bare_call(client, bodies[user])
-
-    totals = {"runtime": 0, "baseline": 0}
-    latencies: dict[str, list[int]] = {"runtime": [], "baseline": []}
+    sides = ["runtime", *clients]
+    totals = dict.fromkeys(sides, 0)
+    latencies: dict[str, list[int]] = {side: [] for side in sides}
     for number in range(rounds):
-        order = [("runtime", rt_one), ("baseline", bare_one)]
-        if number % 2:
-            order.reverse()
-        for name, one in order:
+        shift = number % len(sides)
+        for side in sides[shift:] + sides[:shift]:
             started = time.perf_counter_ns()
-            lat = await block(workers, per_worker, one)
-            if name == "runtime":
+            lat = await block(workers, per_worker, one_for(side))
+            if side == "runtime":
                 await runtime.background.drain()
-            totals[name] += time.perf_counter_ns() - started
-            latencies[name].extend(lat)
+            totals[side] += time.perf_counter_ns() - started
+            latencies[side].extend(lat)
         await fake.command("clear")
     count = workers * per_worker * rounds
     return {
-        "runtime": count / (totals["runtime"] / 1e9),
-        "baseline": count / (totals["baseline"] / 1e9),
+        "rates": {side: count / (totals[side] / 1e9) for side in sides},
         "latencies": latencies,
         "count": count,
     }
@@ -378,7 +398,7 @@ async def run(args: argparse.Namespace) -> None:
         url = f"sqlite://{Path(tmp) / 'bench.db'}"
         await fake.start()
         runtime: Runtime | None = None
-        client: AsyncClient | None = None
+        clients: dict[str, AsyncClient] = {}
         try:
             seconds = await seed(url)
             extra: dict[str, Any] = {}
@@ -389,7 +409,10 @@ async def run(args: argparse.Namespace) -> None:
             )
             runtime = Runtime(settings, load_entry_points=False)
             await runtime.start()
-            client = AsyncClient(host=fake.url)
+            clients[BARE] = AsyncClient(host=fake.url)
+            clients[SAME] = AsyncClient(
+                host=fake.url, transport=transport(settings.ollama.max_connections)
+            )
 
             # Warm-up: fill each conversation's history to its steady-state length,
             # then capture the exact request the runtime sends for it.
@@ -404,8 +427,9 @@ async def run(args: argparse.Namespace) -> None:
                 if bodies[user] is None:
                     raise RuntimeError("the fake Ollama did not see the runtime's chat request")
             for user in range(1, MEASURED_USERS + 1):
-                for _ in range(5):
-                    await bare_call(client, bodies[user])
+                for client in clients.values():
+                    for _ in range(5):
+                        await bare_call(client, bodies[user])
             await runtime.background.drain()
             await fake.command("clear")
 
@@ -433,13 +457,12 @@ async def run(args: argparse.Namespace) -> None:
             )
             print()
 
-            rt_lat, bare_lat = await paired(runtime, client, bodies, args.pairs)
+            sequential = await paired(runtime, clients, bodies, args.pairs)
             await fake.command("clear")
-            diffs = [r - b for r, b in zip(rt_lat, bare_lat, strict=True)]
 
             seq = await throughput(
                 runtime,
-                client,
+                clients,
                 bodies,
                 fake,
                 workers=1,
@@ -448,7 +471,7 @@ async def run(args: argparse.Namespace) -> None:
             )
             conc = await throughput(
                 runtime,
-                client,
+                clients,
                 bodies,
                 fake,
                 workers=MEASURED_USERS,
@@ -458,52 +481,50 @@ async def run(args: argparse.Namespace) -> None:
             served = await fake.command("counts")
             left = await runtime.memory.count(Scope(PERSONA, 1))
         finally:
-            if client is not None:
+            for client in clients.values():
                 await client.close()
             if runtime is not None:
                 await runtime.stop()
             await fake.stop()
 
-    p50, p99 = percentile(diffs, 50), percentile(diffs, 99)
-    rows: list[tuple[str, str, str, str, str]] = [
-        (
-            "latency p50, sequential",
-            fmt_ms(percentile(rt_lat, 50)),
-            fmt_ms(percentile(bare_lat, 50)),
-            "",
-            "",
-        ),
-        (
-            "latency p99, sequential",
-            fmt_ms(percentile(rt_lat, 99)),
-            fmt_ms(percentile(bare_lat, 99)),
-            "",
-            "",
-        ),
-        (
-            "overhead p50 (paired difference)",
-            fmt_ms(p50),
-            "",
-            f"<= {OVERHEAD_P50_MS:.1f} ms",
-            "PASS" if p50 <= OVERHEAD_P50_MS else "FAIL",
-        ),
-        (
-            "overhead p99 (paired difference)",
-            fmt_ms(p99),
-            "",
-            f"<= {OVERHEAD_P99_MS:.1f} ms",
-            "PASS" if p99 <= OVERHEAD_P99_MS else "FAIL",
-        ),
-    ]
+    rows: list[Row] = []
+    for q in (50, 99):
+        rows.append(
+            (
+                f"latency p{q}, sequential",
+                *(fmt_ms(percentile(sequential[side], q)) for side in ("runtime", BARE, SAME)),
+                "",
+                "",
+            )
+        )
+    for q, target in ((50, OVERHEAD_P50_MS), (99, OVERHEAD_P99_MS)):
+        over = {
+            side: percentile(
+                [r - b for r, b in zip(sequential["runtime"], sequential[side], strict=True)], q
+            )
+            for side in (BARE, SAME)
+        }
+        rows.append(
+            (
+                f"overhead p{q} (paired difference)",
+                "",
+                fmt_ms(over[BARE]),
+                fmt_ms(over[SAME]),
+                f"<= {target:.1f} ms",
+                " / ".join("PASS" if over[side] <= target else "FAIL" for side in (BARE, SAME)),
+            )
+        )
     for label, result in (("1 conversation", seq), (f"{MEASURED_USERS} concurrent", conc)):
-        ratio = result["runtime"] / result["baseline"]
+        rates = result["rates"]
+        ratios = {side: rates["runtime"] / rates[side] for side in (BARE, SAME)}
         rows.append(
             (
                 f"throughput, {label} (turns/s)",
-                f"{result['runtime']:.1f}",
-                f"{result['baseline']:.1f}",
+                f"{rates['runtime']:.1f}",
+                f"{rates[BARE]:.1f}",
+                f"{rates[SAME]:.1f}",
                 f">= {THROUGHPUT_RATIO} x baseline",
-                f"{'PASS' if ratio >= THROUGHPUT_RATIO else 'FAIL'} ({ratio:.2f} x)",
+                " / ".join(verdict(ratios[side]) for side in (BARE, SAME)),
             )
         )
     lat = conc["latencies"]
@@ -511,13 +532,13 @@ async def run(args: argparse.Namespace) -> None:
         rows.append(
             (
                 f"latency p{q}, {MEASURED_USERS} concurrent",
-                fmt_ms(percentile(lat["runtime"], q)),
-                fmt_ms(percentile(lat["baseline"], q)),
+                *(fmt_ms(percentile(lat[side], q)) for side in ("runtime", BARE, SAME)),
                 "",
                 "",
             )
         )
     print_table(rows)
+    print(f"  result: against the {BARE} / against the {SAME}")
     print()
     print(
         f"  fake Ollama served {served['chat streams']:,} chat streams and "
