@@ -8,13 +8,15 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
+from httpx_aiohttp.transport import map_aiohttp_exceptions
 
 from personae.core.errors import LLMResponseError, LLMTimeout, LLMUnavailable, ModelNotFound
 from personae.core.llm.base import ChatRequest, LLMBackend
 from personae.core.llm.ollama import OllamaBackend
-from personae.core.llm.transport import is_connect_error
+from personae.core.llm.transport import is_connect_error, transport_failure
 from personae.core.settings import OllamaSettings
 from personae.core.types import ChatMessage
 from personae.testing.fake_ollama import FakeChatRequest, FakeOllama, fake_embedding
@@ -244,6 +246,25 @@ async def test_server_down_raises_llm_unavailable_after_retries(
             await llm.list_models()
 
 
+async def test_many_concurrent_streams_keep_and_reuse_their_connections(
+    fake: FakeOllama, backend: OllamaBackend
+) -> None:
+    # httpx's own pool (httpcore 1.0.9) dropped a connection after each reply once
+    # more than 20 were open, so every turn beyond 20 at once opened a new one.
+    fake.reply_with(["word "] * 10)
+    fake.chunk_delay = 0.005  # each reply takes 50 ms; all 30 overlap
+
+    async def conversation(start: float) -> list[str]:
+        await asyncio.sleep(start)  # conversations do not start in step
+        return ["".join([c async for c in backend.stream_chat(ask())]) for _ in range(4)]
+
+    replies = await asyncio.gather(*(conversation(n / 1000) for n in range(30)))
+    assert replies == [["word " * 10] * 4] * 30
+    connections = {request.peer for request in fake.requests_to("/api/chat")}
+    assert None not in connections
+    assert len(connections) <= 30
+
+
 async def test_each_retry_is_logged_with_its_attempt_and_growing_backoff(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -295,6 +316,31 @@ def test_connect_timeouts_and_refusals_count_as_connection_errors() -> None:
     assert not is_connect_error(httpx.ReadTimeout("slow"))
     assert not is_connect_error(httpx.RemoteProtocolError("dropped"))
     assert not is_connect_error(ConnectionResetError())
+
+
+def mapped(error: Exception) -> httpx.TransportError:
+    """``error`` as httpx-aiohttp hands it on: a coarse httpx error caused by it."""
+    try:
+        with map_aiohttp_exceptions():
+            raise error
+    except httpx.TransportError as exc:
+        return exc
+    raise AssertionError("not mapped")
+
+
+def test_failures_are_judged_by_the_aiohttp_error_underneath() -> None:
+    refused = aiohttp.ClientConnectorError(
+        aiohttp.client_reqrep.ConnectionKey("127.0.0.1", 1, False, True, None, None, None),
+        ConnectionRefusedError(111, "refused"),
+    )
+    # httpx-aiohttp reports all of these as httpx.ConnectTimeout.
+    assert transport_failure(mapped(refused)) == "connect"
+    assert transport_failure(mapped(aiohttp.ConnectionTimeoutError())) == "connect"
+    assert transport_failure(mapped(aiohttp.SocketTimeoutError())) == "timeout"
+    assert transport_failure(mapped(aiohttp.ServerDisconnectedError())) == "dropped"
+    assert transport_failure(mapped(aiohttp.ClientPayloadError("cut"))) == "dropped"
+    assert transport_failure(aiohttp.ClientResponseError(None, (), status=400)) == "dropped"  # type: ignore[arg-type]
+    assert transport_failure(ValueError("not the wire")) is None
 
 
 async def test_http_500_raises_response_error_without_retry(

@@ -66,11 +66,13 @@ class FakeChatRequest:
 
 @dataclass(frozen=True, slots=True)
 class RecordedRequest:
-    """One request the fake received: method, path and JSON body (None if not JSON)."""
+    """One request the fake received: method, path, JSON body (None if not JSON)
+    and the client's address (host, port), which tells connections apart."""
 
     method: str
     path: str
     json: Any
+    peer: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +221,8 @@ class FakeOllama(LoopbackServer):
                 body = await request.json()
             except ValueError:
                 body = None
-        self.requests.append(RecordedRequest(request.method, request.path, body))
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        self.requests.append(RecordedRequest(request.method, request.path, body, peer))
         if self.delay:
             await asyncio.sleep(self.delay)
         for failure in self._failures:

@@ -256,11 +256,11 @@ class OllamaBackend:
         """Run ``fn``, retrying connection failures; map every failure to an LLMError.
 
         The first attempt is a plain call. Tenacity's objects for one call (its
-        retry state, a future, a lock, closures) form reference cycles that only a
-        full garbage collection frees, and on a busy server those collections
-        stopped the event loop for 15-25 ms; they are needed only once a connection
-        has failed. That failure then goes through tenacity as its first attempt,
-        so the retry policy (backoff, logging, how many attempts) is tenacity's."""
+        retry state, a future, a lock, closures: about 30) form reference cycles
+        that only the garbage collector frees, and they are needed only once a
+        connection has failed. That failure then goes through tenacity as its
+        first attempt, so the retry policy (backoff, logging, how many attempts)
+        is tenacity's."""
         try:
             try:
                 return await fn()
