@@ -103,8 +103,10 @@ def bare_app(ollama_url: str, name: str) -> web.Application:
     import ollama
 
     from personae.core.llm.transport import transport
+    from personae.core.settings import OllamaSettings
 
-    extra = {"transport": transport(100)} if name == "same" else {}
+    same = {"transport": transport(OllamaSettings().max_connections)}
+    extra = same if name == "same" else {}
     client = ollama.AsyncClient(host=ollama_url, **extra)
 
     async def chat(request: web.Request) -> web.StreamResponse:

@@ -40,10 +40,8 @@ def transport_failure(exc: BaseException) -> Failure | None:
     - ``"timeout"``: it was reached but sent nothing in time;
     - ``"dropped"``: the connection broke, or the server hung up without answering.
     """
-    cause = exc if isinstance(exc, aiohttp.ClientError) else exc.__cause__
-    if isinstance(exc, httpx.TransportError | aiohttp.ClientError) and isinstance(
-        cause, aiohttp.ClientError
-    ):
+    cause = exc.__cause__ if isinstance(exc, httpx.TransportError) else exc
+    if isinstance(cause, aiohttp.ClientError):
         if isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
             return "connect"
         if isinstance(cause, aiohttp.ServerTimeoutError):
@@ -51,9 +49,9 @@ def transport_failure(exc: BaseException) -> Failure | None:
         return "dropped"
     # ``ollama.AsyncClient`` turns ``httpx.ConnectError`` into a bare builtin
     # ``ConnectionError`` for plain requests (and lets it through for streams).
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | ConnectionRefusedError):
-        return "connect"
-    if type(exc) is ConnectionError:
+    if type(exc) is ConnectionError or isinstance(
+        exc, httpx.ConnectError | httpx.ConnectTimeout | ConnectionRefusedError
+    ):
         return "connect"
     if isinstance(exc, httpx.TimeoutException):
         return "timeout"
