@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
+from pydantic import ValidationError
 
 from personae.core.cards import (
     MAX_CARD_BYTES,
@@ -362,6 +363,7 @@ def test_with_settings_writes_only_personae_keys() -> None:
     document = v2_document()
     document["data"]["extensions"]["personae"] = {"id": "keeper", "future_key": {"a": 1}}
     card = parse_card_json(document)
+    assert card.settings.curiosity == "low"  # read (and kept) before the copy is made
 
     changed = card.with_settings(curiosity="high", sharing_group="coast", model="llama3.2")
 
@@ -380,6 +382,14 @@ def test_with_settings_writes_only_personae_keys() -> None:
     reloaded = parse_card_json(dump_card_json(changed))
     assert reloaded.settings == changed.settings
     assert reloaded.settings.model_extra == {"future_key": {"a": 1}}
+
+
+def test_settings_are_read_once_per_card_and_cannot_be_changed_in_place() -> None:
+    card = PersonaCard(name="A", extensions={"personae": {"curiosity": "high"}})
+    assert card.settings is card.settings
+    with pytest.raises(ValidationError):
+        card.settings.curiosity = "off"  # type: ignore[misc]
+    assert card.settings.curiosity == "high"
 
 
 def test_with_settings_validates_values() -> None:

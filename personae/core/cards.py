@@ -19,12 +19,14 @@ import json
 import logging
 import re
 import unicodedata
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from personae.core import card_png
+from personae.core.cache import keep_recent
 from personae.core.errors import CardError
 
 log = logging.getLogger(__name__)
@@ -52,9 +54,10 @@ _V1_ALIASES = {  # Pygmalion/TavernAI names for the V1 fields
 
 
 class PersonaSettings(BaseModel):
-    """personae's own settings for a persona, stored in ``data.extensions.personae``."""
+    """personae's own settings for a persona, stored in ``data.extensions.personae``.
+    Frozen: :attr:`PersonaCard.settings` hands the same object to every caller."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     voice: str | None = None
     """A voice id, e.g. ``"espeak:en-us"``."""
@@ -67,6 +70,11 @@ class PersonaSettings(BaseModel):
     """An Ollama model that overrides the configured default for this persona."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Model options that override the configured defaults for this persona."""
+
+
+_SETTINGS: OrderedDict[int, tuple[PersonaCard, PersonaSettings]] = OrderedDict()
+"""Each recent card's validated settings, by the card's ``id()``; an entry holds
+its card, so that ``id()`` is not reused while the entry lives."""
 
 
 class PersonaCard(BaseModel):
@@ -151,9 +159,16 @@ class PersonaCard(BaseModel):
 
     @property
     def settings(self) -> PersonaSettings:
-        """personae's settings for this persona (defaults when the card has none)."""
+        """personae's settings for this persona (defaults when the card has none).
+        Validated once per card: a card is immutable (a changed persona is a new
+        card), and every turn reads its persona's settings several times."""
+        cached = _SETTINGS.get(id(self))
+        if cached is not None and cached[0] is self:
+            return cached[1]
         raw = self.extensions.get(EXTENSION_KEY) or {}
-        return PersonaSettings.model_validate(_without_id(raw))
+        settings = PersonaSettings.model_validate(_without_id(raw))
+        keep_recent(_SETTINGS, id(self), (self, settings), 1024)
+        return settings
 
     def with_settings(self, **changes: Any) -> PersonaCard:
         """A copy with ``changes`` written into ``extensions.personae``; other

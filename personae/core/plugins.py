@@ -47,6 +47,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
 
 async def await_me_maybe(value: Any) -> Any:
     """A hook result may be a value, an awaitable, or a callable returning either."""
+    if inspect.iscoroutine(value):  # what an ``async def`` hook returns: the usual case
+        return await value
     if callable(value) and not inspect.isclass(value):
         value = value()
     if inspect.isawaitable(value):
@@ -110,6 +112,8 @@ class PluginManager:
         self.pm = pluggy.PluginManager("personae")
         self.pm.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
+        self.trace = _tracing()
+        """Log every hook call (``PERSONAE_TRACE_HOOKS``, read when the manager is made)."""
 
     @property
     def hook(self) -> Any:
@@ -166,17 +170,18 @@ class PluginManager:
 
     async def _call_one(self, hook_name: str, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
         args = {name: kwargs[name] for name in impl.argnames}
+        if not self.trace:
+            return await await_me_maybe(impl.function(**args))
         started = time.perf_counter()
         try:
             return await await_me_maybe(impl.function(**args))
         finally:
-            if _tracing():
-                log.info(
-                    "hook %s plugin=%s %.2f ms",
-                    hook_name,
-                    impl.plugin_name,
-                    (time.perf_counter() - started) * 1000,
-                )
+            log.info(
+                "hook %s plugin=%s %.2f ms",
+                hook_name,
+                impl.plugin_name,
+                (time.perf_counter() - started) * 1000,
+            )
 
     async def call(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call every implementation in pluggy's order, awaiting each result.

@@ -25,8 +25,9 @@ import hashlib
 import math
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -80,8 +81,21 @@ def usefulness(row: dict[str, Any], now: datetime) -> float:
     return uses + float(row["confidence"]) + math.exp(-idle_days / 30)
 
 
+_record_values = itemgetter(*_FIELDS)
+assert _FIELDS == tuple(f.name for f in fields(MemoryRecord)), "a record's fields, in order"
+
+
 def _record(row: dict[str, Any]) -> MemoryRecord:
-    return MemoryRecord(**{k: row[k] for k in _FIELDS})
+    return MemoryRecord(*_record_values(row))
+
+
+def _shared_record(row: dict[str, Any]) -> MemoryRecord:
+    """The record of a row recall's cache shares between turns, made once: a
+    changed item is a new row, so the record never goes stale."""
+    record: MemoryRecord | None = row.get("_record")
+    if record is None:
+        record = row["_record"] = _record(row)
+    return record
 
 
 def _row(item: MemoryItem) -> dict[str, Any]:
@@ -364,7 +378,7 @@ class MemoryStore:
         """The scope's items, most recently updated first."""
         if limit is not None and 0 < limit <= _LISTED_FROM_CACHE:
             listed = await current_rows(scope.user_id, [scope.persona_id], limit)
-            return [_record(row) for row in listed.rows]
+            return [_shared_record(row) for row in listed.rows]
         query = MemoryItem.filter(persona_id=scope.persona_id, user_id=scope.user_id).order_by(
             "-updated_at", "-id"
         )
@@ -531,11 +545,13 @@ class MemoryStore:
             return []
         user_id = _same_user(scopes)
         personas = sorted({s.persona_id for s in scopes})
+        make = _shared_record
         if query_embedding is None:
             found = await current_rows(user_id, personas, candidates)
         else:  # embeddings are read fresh with the rows
             rows = await candidate_rows(user_id, personas, candidates, with_embedding=True)
             found = Candidates(rows)
+            make = _record
         chosen = found.rank(
             query,
             context=context,
@@ -544,7 +560,7 @@ class MemoryStore:
             budget_tokens=budget_tokens,
             now=now or datetime.now(UTC),
         )
-        return [_record(row) for row in chosen]
+        return [make(row) for row in chosen]
 
     # -- the data contract -------------------------------------------------------
 

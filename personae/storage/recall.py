@@ -29,10 +29,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
+from itertools import chain
 from typing import Any
 
 from tortoise import Tortoise
@@ -272,9 +273,21 @@ def _features(row: dict[str, Any]) -> tuple[frozenset[str], float, float, float 
     return features
 
 
+RECENCY_DAYS = 30.0
+"""An item's recency term falls by a factor e every this many days since its update."""
+_RECENCY_SECONDS = 86400 * RECENCY_DAYS
+
+
 class Candidates:
     """Rows to rank, with what ranking needs of them prepared once: the lists
-    :func:`current_rows` keeps are ranked again on every turn until they change."""
+    :func:`current_rows` keeps are ranked again on every turn until they change.
+
+    Most of a row's score does not depend on the query: ``0.5 * recency +
+    0.3 * confidence``, where recency is ``exp(-days since update / 30)``. Taken
+    from the latest update ``t0`` in the list, that is ``d * a + c`` for every row,
+    with ``d = exp(-(now - t0) / 30 days)`` the same for all, so a turn pays one
+    multiply-add a row for it. The query's words reach only the rows that hold
+    them, through an index from word to rows."""
 
     def __init__(self, rows: list[dict[str, Any]]) -> None:
         self.rows = rows
@@ -289,8 +302,30 @@ class Candidates:
                     by_word.setdefault(word, []).append(index)
             costs = [estimate_tokens(row["text"]) for row in self.rows]
             ids = [row["id"] for row in self.rows]
-            self._prepared = (features, by_word, costs, ids)
+            stamps = [ts for _, _, _, ts in features if ts is not None]
+            t0 = max(stamps, default=0.0)
+            # base = d * slope + offset (rows never updated: recency 1, no slope)
+            slopes = [
+                0.0 if ts is None else 0.5 * math.exp((ts - t0) / _RECENCY_SECONDS)
+                for _, _, _, ts in features
+            ]
+            offsets = [fixed + (0.5 if ts is None else 0.0) for _, _, fixed, ts in features]
+            # ties in score go to the higher id: a stable sort of rows in id order
+            by_id = sorted(range(len(ids)), key=ids.__getitem__, reverse=True)
+            self._prepared = (features, by_word, costs, ids, t0, slopes, offsets, by_id)
         return self._prepared
+
+    def _base_scores(self, now_ts: float) -> list[float]:
+        """Every row's score before relevance: ``0.5 * recency + confidence term``."""
+        features, _, _, _, t0, slopes, offsets, _ = self._prepare()
+        if now_ts >= t0:
+            d = math.exp((t0 - now_ts) / _RECENCY_SECONDS)
+            return [d * a + c for a, c in zip(slopes, offsets, strict=True)]
+        exp = math.exp  # an update in the future of ``now``: recency capped at 1
+        return [
+            0.5 * (1.0 if ts is None else exp(-max(0.0, now_ts - ts) / _RECENCY_SECONDS)) + fixed
+            for _, _, fixed, ts in features
+        ]
 
     def rank(
         self,
@@ -308,28 +343,25 @@ class Candidates:
         ``context``), plus embedding similarity when given; recency and
         confidence break ties. Only rows that share a word with the query or the
         context have their overlap computed; the others score 0 for it."""
-        features, by_word, costs, ids = self._prepare()
+        features, by_word, costs, _, _, _, _, by_id = self._prepare()
         wanted = _keywords(query)
         around = _keywords(context) - wanted
-        now_ts = now.timestamp()
-        exp = math.exp
-        recency = [
-            1.0 if ts is None else exp(-max(0.0, (now_ts - ts) / 86400) / 30)
-            for _, _, _, ts in features
-        ]
-        scores = [0.5 * r + f[2] for r, f in zip(recency, features, strict=True)]
-        touched = {i for word in wanted | around for i in by_word.get(word, ())}
-        for i in touched if not query_embedding else range(len(scores)):
-            words, inv_scale, fixed, _ = features[i]
-            overlap = 0.0
-            if inv_scale and (wanted or around):
-                overlap = (len(wanted & words) + 0.5 * len(around & words)) * inv_scale
-            similar = 0.0
-            if query_embedding:
-                similar = cosine(query_embedding, self.rows[i].get("embedding"))
-            scores[i] = 2.0 * overlap + 1.5 * max(0.0, similar) + 0.5 * recency[i] + fixed
-        keys = list(zip(scores, ids, strict=True))
-        order = sorted(range(len(keys)), key=keys.__getitem__, reverse=True)
+        scores = self._base_scores(now.timestamp())
+        # Overlap in half-words: 2 for each query word a row holds, 1 for each
+        # context word.
+        postings = [by_word[word] for word in wanted if word in by_word]
+        postings += postings
+        postings += [by_word[word] for word in around if word in by_word]
+        halves = Counter(chain.from_iterable(postings))
+        if query_embedding:
+            for i, row in enumerate(self.rows):
+                overlap = halves.get(i, 0) * 0.5 * features[i][1]
+                similar = cosine(query_embedding, row.get("embedding"))
+                scores[i] += 2.0 * overlap + 1.5 * max(0.0, similar)
+        else:
+            for i, count in halves.items():
+                scores[i] += count * features[i][1]  # 2.0 * (count / 2) * inv_scale
+        order = sorted(by_id, key=scores.__getitem__, reverse=True)
         chosen: list[dict[str, Any]] = []
         spent = 0
         for i in order:

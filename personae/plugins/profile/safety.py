@@ -9,6 +9,7 @@ only as delimited data (see :mod:`personae.core.prompt`).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _PATTERNS = [
     # attempts to override the bot's instructions
@@ -45,8 +46,10 @@ _SPACE = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
+@lru_cache(maxsize=4096)
 def clean_text(text: str) -> str:
-    """One line, no control characters, single spaces."""
+    """One line, no control characters, single spaces. (Cached: every extraction
+    cleans the same known notes again.)"""
     return _SPACE.sub(" ", _CONTROL.sub(" ", text)).strip()
 
 
