@@ -43,8 +43,10 @@ from personae.storage.recall import (
     candidate_rows,
     cosine,
     current_rows,
+    decode_sources,
     estimate_tokens,
     keywords,
+    parse_timestamp,
 )
 from personae.storage.records import MemoryRecord
 
@@ -86,7 +88,22 @@ assert _FIELDS == tuple(f.name for f in fields(MemoryRecord)), "a record's field
 
 
 def _record(row: dict[str, Any]) -> MemoryRecord:
-    return MemoryRecord(*_record_values(row))
+    """A record of a row as the ORM or recall's raw read returns it (on SQLite,
+    timestamps and source ids are then still strings)."""
+    item_id, persona_id, user_id, kind, text, confidence, sources, created, updated = (
+        _record_values(row)
+    )
+    return MemoryRecord(
+        item_id,
+        persona_id,
+        user_id,
+        kind,
+        text,
+        confidence,
+        decode_sources(sources),
+        parse_timestamp(created),
+        parse_timestamp(updated),
+    )
 
 
 def _shared_record(row: dict[str, Any]) -> MemoryRecord:

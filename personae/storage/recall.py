@@ -183,15 +183,27 @@ async def current_rows(user_id: int, personas: Sequence[str], limit: int) -> Can
 
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    """A raw row as the store's records carry it (timestamps parsed, JSON decoded)."""
-    for key in ("source_message_ids", "embedding"):
-        value = row.get(key)
-        if isinstance(value, str):
-            row[key] = [] if value == "[]" else json.loads(value)
-    row["source_message_ids"] = list(row.get("source_message_ids") or [])
-    row["created_at"] = parse_timestamp(row["created_at"])
-    row["updated_at"] = parse_timestamp(row["updated_at"])
+    """A raw row made ready for ranking: its embedding decoded. The columns only
+    a record needs (timestamps, source message ids) stay as stored until one of
+    the few rows a recall returns becomes a record (:func:`decode_sources`,
+    :func:`parse_timestamp`): a cold recall reads 200 rows to return 12."""
+    value = row.get("embedding")
+    if isinstance(value, str):
+        row["embedding"] = json.loads(value)
     return row
+
+
+def decode_sources(value: Any) -> list[int]:
+    """A stored ``source_message_ids`` (a JSON string on SQLite) as a list."""
+    if isinstance(value, str):
+        return [] if value == "[]" else list(json.loads(value))
+    return list(value or [])
+
+
+def epoch(value: Any) -> float | None:
+    """A stored timestamp as seconds since the epoch."""
+    stamp = parse_timestamp(value)
+    return stamp.timestamp() if stamp is not None else None
 
 
 async def candidate_rows(
@@ -262,12 +274,11 @@ def _features(row: dict[str, Any]) -> tuple[frozenset[str], float, float, float 
     features = row.get("_features")
     if features is None:
         words = _keywords(row["text"])
-        updated = row["updated_at"]
         features = (
             words,
             1 / math.sqrt(len(words)) if words else 0.0,
             0.3 * row["confidence"],
-            updated.timestamp() if updated is not None else None,
+            epoch(row["updated_at"]),
         )
         row["_features"] = features
     return features
@@ -299,17 +310,21 @@ class Candidates:
             by_word: dict[str, list[int]] = {}
             for index, (words, _, _, _) in enumerate(features):
                 for word in words:
-                    by_word.setdefault(word, []).append(index)
-            costs = [estimate_tokens(row["text"]) for row in self.rows]
+                    postings = by_word.get(word)
+                    if postings is None:
+                        by_word[word] = [index]
+                    else:
+                        postings.append(index)
+            costs = [max(1, (len(row["text"]) + 3) // 4) for row in self.rows]  # estimate_tokens
             ids = [row["id"] for row in self.rows]
-            stamps = [ts for _, _, _, ts in features if ts is not None]
-            t0 = max(stamps, default=0.0)
+            t0 = max((ts for _, _, _, ts in features if ts is not None), default=0.0)
             # base = d * slope + offset (rows never updated: recency 1, no slope)
+            exp = math.exp
             slopes = [
-                0.0 if ts is None else 0.5 * math.exp((ts - t0) / _RECENCY_SECONDS)
+                0.0 if ts is None else 0.5 * exp((ts - t0) / _RECENCY_SECONDS)
                 for _, _, _, ts in features
             ]
-            offsets = [fixed + (0.5 if ts is None else 0.0) for _, _, fixed, ts in features]
+            offsets = [fixed if ts is not None else fixed + 0.5 for _, _, fixed, ts in features]
             # ties in score go to the higher id: a stable sort of rows in id order
             by_id = sorted(range(len(ids)), key=ids.__getitem__, reverse=True)
             self._prepared = (features, by_word, costs, ids, t0, slopes, offsets, by_id)
