@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from personae.core.cards import PersonaCard
 from personae.core.clock import ManualClock
 from personae.core.runtime import Runtime
 from personae.core.types import Scope, Turn
@@ -212,6 +213,28 @@ async def test_personas_in_one_sharing_group_read_each_others_items(
     assert "(fact, noted by ada) Is afraid of spiders" in bea  # same group "lab"
     assert "spiders" not in cyd  # no group: isolated
     assert "(fact) Is afraid of spiders" in ada
+
+
+async def test_a_custom_persona_joins_its_owners_sharing_group_at_once(runtime: Runtime) -> None:
+    """The group's members are worked out once and kept: a persona saved or
+    deleted afterwards changes them at once, and only for its owner."""
+    ann = await runtime.users.resolve("cli", "ann", "Ann")
+    bob = await runtime.users.resolve("cli", "bob", "Bob")
+    ada = await runtime.personas.get("ada")
+
+    async def group(user: int) -> list[str]:
+        return [
+            s.persona_id for s in await runtime.personas.readable_scopes(ada, Scope("ada", user))
+        ]
+
+    assert await group(ann) == ["ada", "bea"]
+    assert await group(ann) == ["ada", "bea"]  # kept
+    card = PersonaCard(name="Dee", id="dee", extensions={"personae": {"sharing_group": "lab"}})
+    await runtime.personas.save(card, owner_id=ann)
+    assert await group(ann) == ["ada", "bea", "dee"]
+    assert await group(bob) == ["ada", "bea"]  # another user's persona is never read
+    assert await runtime.personas.store.delete("dee", owner_id=ann)
+    assert await group(ann) == ["ada", "bea"]
 
 
 async def test_without_a_sharing_group_memory_is_isolated(

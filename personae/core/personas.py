@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import builtins
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from personae.core.cache import keep_recent
 from personae.core.cards import PersonaCard, card_to_dict, load_card, parse_card_json
 from personae.core.errors import CardError, PersonaNotFound
 from personae.core.types import Scope
@@ -43,9 +45,15 @@ class PersonaRegistry:
     def __init__(self, store: PersonaStore) -> None:
         self.store = store
         self._system: dict[str, PersonaEntry] = {}
+        self._listed: OrderedDict[int | None, tuple[object, int, tuple[PersonaEntry, ...]]]
+        self._listed = OrderedDict()
+        """Each recent viewer's :meth:`list`, with the stored list it was made from
+        and the count of system personas added when it was made."""
+        self._added = 0
 
     def add_system(self, card: PersonaCard, source: str) -> None:
         self._system[card.id] = PersonaEntry(card=card, source=source)
+        self._added += 1
 
     def load_dir(self, folder: Path) -> int:
         """Load every ``*.json``/``*.png`` card in ``folder`` as a system persona.
@@ -85,16 +93,25 @@ class PersonaRegistry:
         return (await self.entry(persona_id, viewer)).card
 
     async def list(self, viewer: int | None = None) -> list[PersonaEntry]:
-        """Every persona ``viewer`` may use: system ones, then theirs and shared ones."""
+        """Every persona ``viewer`` may use: system ones, then theirs and shared ones.
+        The cards are parsed again only when the stored ones change (every turn of
+        a persona in a sharing group lists them)."""
+        stored = await self.store.visible(viewer)
+        kept = self._listed.get(viewer)
+        if kept is not None and kept[0] is stored and kept[1] == self._added:
+            self._listed.move_to_end(viewer)
+            return list(kept[2])
         entries = dict(self._system)
-        for document, owner_id, shared in await self.store.visible(viewer):
+        for document, owner_id, shared in stored:
             try:
                 card = parse_card_json(document)
             except CardError as exc:
                 log.warning("stored persona is unreadable: %s", exc)
                 continue
             entries[card.id] = PersonaEntry(card, "database", owner_id, shared)
-        return sorted(entries.values(), key=lambda e: (not e.is_system, e.id))
+        listed = sorted(entries.values(), key=lambda e: (not e.is_system, e.id))
+        keep_recent(self._listed, viewer, (stored, self._added, tuple(listed)), 4096)
+        return listed
 
     async def save(self, card: PersonaCard, *, owner_id: int | None, shared: bool = False) -> None:
         """Store a persona (import or custom). A system id cannot be taken by a user,

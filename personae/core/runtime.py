@@ -33,6 +33,7 @@ from personae.core.settings import Settings
 from personae.core.types import PromptSection, Scope, Turn
 from personae.storage import Database, HistoryStore, MemoryStore, PersonaStore, UserStore
 from personae.storage.followups import FollowUpStore
+from personae.storage.history import UNKNOWN
 from personae.storage.plugin_state import PluginStateStore
 from personae.storage.records import StoredMessage
 
@@ -231,10 +232,15 @@ class Runtime:
             # the conversation, the reply restarts (before any chunk is out) on it.
             history = self.history.cached_recent(scope, turn.conversation, limit)
             check: asyncio.Future[int | None] | None = None
+            if history is not None:
+                # On SQLite the check is read at once, on this thread.
+                last = self.history.last_id_now(scope, turn.conversation)
+                if last is UNKNOWN:
+                    check = asyncio.ensure_future(self.history.last_id(scope, turn.conversation))
+                elif last != (history[-1].id if history else None):
+                    history = None
             if history is None:
                 history = await self.history.recent(scope, turn.conversation, limit)
-            else:
-                check = asyncio.ensure_future(self.history.last_id(scope, turn.conversation))
             # Sections are gathered once: plugins may act on them (a woven question
             # is recorded as asked), and they hold across a restart.
             sections = await self.prompt_sections(turn, card, scopes, history)

@@ -83,11 +83,17 @@ class SqliteReadPool:
     async def fetch_quick(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """The rows of a small indexed read, read on this thread when that needs
         no waiting, else through :meth:`fetch`."""
+        rows = self.fetch_now(sql, params)
+        return await self.fetch(sql, params) if rows is None else rows
+
+    def fetch_now(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+        """The rows of a small indexed read, read on this thread; None when it
+        would have to wait or take longer (then read it with :meth:`fetch`)."""
         try:
             rows = self._quick_connection().fetch(sql, tuple(params))
         except sqlite3.OperationalError as exc:  # locked, or over its step budget
             log.debug("read moved to a thread (%s)", exc)
-            return await self.fetch(sql, params)
+            return None
         log.debug("%s: %s", sql, params)
         return rows
 
@@ -203,6 +209,13 @@ async def fetch_quick(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     if _pool is not None:
         return await _pool.fetch_quick(sql, params)
     return await _fetch_default(sql, params)
+
+
+def fetch_now(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+    """The rows of a read of a few index seeks, read at once on this thread
+    (SQLite, see the module docstring); None when that is not possible (no read
+    pool, PostgreSQL, or the read would wait): then use :func:`fetch_quick`."""
+    return _pool.fetch_now(sql, params) if _pool is not None else None
 
 
 async def _fetch_default(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
@@ -80,6 +81,14 @@ _LAST_MESSAGES = (
 
 _ONE_CONVERSATION = "(c.persona_id = ? AND c.user_id = ? AND c.key = ?)"
 
+
+class Unknown(enum.Enum):
+    UNKNOWN = "unknown"
+
+
+UNKNOWN = Unknown.UNKNOWN
+"""What :meth:`HistoryStore.last_id_now` returns when it cannot read at once."""
+
 _LAST_ID = (
     "(SELECT MAX(m.id) FROM messages m WHERE m.persona_id = c.persona_id "
     "AND m.user_id = c.user_id AND m.conversation_id = c.id)"
@@ -87,6 +96,16 @@ _LAST_ID = (
 """The id of conversation ``c``'s last message: one seek in the messages index,
 which leads with (persona, user, conversation). Joined on the conversation alone,
 the database scanned the whole index on every turn."""
+
+
+def _last_ids_sql(conversations: int) -> str:
+    """The last message id of each of ``conversations`` conversations, named by
+    ``(persona_id, user_id, key)`` parameters."""
+    return (
+        f"SELECT c.persona_id, c.user_id, c.key, {_LAST_ID} FROM conversations c WHERE "
+        + " OR ".join([_ONE_CONVERSATION] * conversations)
+    )
+
 
 ConversationKey = tuple[str, int, str]
 """(persona id, user id, conversation key)."""
@@ -190,15 +209,23 @@ class HistoryStore:
         (:func:`~personae.storage.connections.fetch_quick`), with nothing to share."""
         return await self._last_ids.get((scope.persona_id, scope.user_id, key))
 
+    def last_id_now(self, scope: Scope, key: str) -> int | Unknown | None:
+        """:meth:`last_id` if it can be read at once on this thread (SQLite, with
+        nothing to wait for), else :data:`UNKNOWN`: no task and no trip through
+        the event loop for the check every turn makes."""
+        conversation = (scope.persona_id, scope.user_id, key)
+        rows = connections.fetch_now(_last_ids_sql(1), conversation)
+        if rows is None:
+            return UNKNOWN
+        return int(rows[0][3]) if rows and rows[0][3] is not None else None
+
     @staticmethod
     async def _read_last_ids(wanted: list[ConversationKey]) -> dict[ConversationKey, int | None]:
         found: dict[ConversationKey, int | None] = {}
         for start in range(0, len(wanted), 100):
             part = wanted[start : start + 100]
             rows = await connections.fetch_quick(
-                f"SELECT c.persona_id, c.user_id, c.key, {_LAST_ID} FROM conversations c WHERE "
-                + " OR ".join([_ONE_CONVERSATION] * len(part)),
-                [value for conversation in part for value in conversation],
+                _last_ids_sql(len(part)), [value for conversation in part for value in conversation]
             )
             for persona_id, user_id, key, last in rows:
                 found[(persona_id, int(user_id), key)] = int(last) if last is not None else None
