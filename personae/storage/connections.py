@@ -19,6 +19,18 @@ a statement after :data:`QUICK_STEPS` virtual-machine steps. A read that would
 wait for a lock or take longer goes to the pool instead. In WAL mode a reader
 takes no lock a writer holds, so that happens only in rare cases (recovery
 after a crash, a connection in exclusive locking mode).
+
+The one write every turn makes (its two messages, one INSERT) is the same kind
+of work, and a trip through Tortoise's thread cost the event loop about 0.4 ms
+of CPU a turn at 8 turns at once, and the turn its wait. :func:`write_now`
+makes it on the calling thread, on a connection that never waits either (busy
+timeout 0), and only while Tortoise's connection is idle in this process: every
+write of the process still happens one at a time, and no transaction of
+Tortoise's (a read, then a write) finds the database changed under it. That
+connection never checkpoints on its own (a checkpoint copies pages for
+milliseconds); every :data:`CHECKPOINT_EVERY` writes a passive checkpoint runs
+on Tortoise's thread instead. With ``synchronous`` above NORMAL a commit waits
+for the disk, so the write goes through Tortoise as before.
 """
 
 from __future__ import annotations
@@ -33,12 +45,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.backends.base.client import TransactionalDBClient
+from tortoise.exceptions import IntegrityError
 
 READ_THREADS = 4
 QUICK_STEPS = 20_000
 """The virtual-machine steps a read on the event loop's thread may take (an
 indexed lookup takes a few hundred; 20,000 is well under a millisecond)."""
 _STEP_GRAIN = 500
+CHECKPOINT_EVERY = 1000
+"""Writes made by :func:`write_now` between two passive WAL checkpoints."""
+_NO_DISK_WAIT = {"OFF", "NORMAL", "0", "1"}
 log = logging.getLogger("personae.storage.connections")
 
 
@@ -50,12 +67,23 @@ class SqliteReadPool:
     CPU than the indexed reads themselves (futures, wake-ups, the GIL changing
     hands), and many turns starting at once ask for their checks together."""
 
-    def __init__(self, path: str, busy_timeout_ms: int, threads: int = READ_THREADS) -> None:
+    def __init__(
+        self,
+        path: str,
+        busy_timeout_ms: int,
+        threads: int = READ_THREADS,
+        *,
+        synchronous: str = "NORMAL",
+    ) -> None:
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
+        self.synchronous = synchronous.upper()
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="personae-read")
         self._local = threading.local()
         self._quick_local = threading.local()
+        self._writer_local = threading.local()
+        self._writes = 0
+        self._checkpoints: set[asyncio.Task[None]] = set()
         self._opened: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._queued: dict[asyncio.AbstractEventLoop, list[_Read]] = {}
@@ -97,6 +125,48 @@ class SqliteReadPool:
         log.debug("%s: %s", sql, params)
         return rows
 
+    def _writer(self) -> sqlite3.Connection:
+        writer: sqlite3.Connection | None = getattr(self._writer_local, "connection", None)
+        if writer is None:
+            writer = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            for pragma in ("busy_timeout = 0", "foreign_keys = ON", "wal_autocheckpoint = 0"):
+                writer.execute(f"PRAGMA {pragma}")
+            writer.execute(f"PRAGMA synchronous = {self.synchronous}")
+            with self._lock:
+                self._opened.append(writer)
+            self._writer_local.connection = writer
+        return writer
+
+    def write_now(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+        """Run one write statement (autocommit) on this thread and return its rows
+        (``RETURNING``); None when it must go through Tortoise instead: Tortoise's
+        connection is busy in this process, the database is locked by another, or
+        a commit would wait for the disk. A broken constraint raises Tortoise's
+        :class:`~tortoise.exceptions.IntegrityError`, as the write through
+        Tortoise would."""
+        if self.synchronous not in _NO_DISK_WAIT:
+            return None
+        client = Tortoise.get_connection("default")
+        if isinstance(client, TransactionalDBClient):
+            return None  # the caller is in a transaction: the write belongs to it
+        lock = getattr(client, "_lock", None)
+        if not isinstance(lock, asyncio.Lock) or lock.locked():
+            return None  # a statement or transaction of Tortoise's is under way
+        try:
+            rows = self._writer().execute(sql, tuple(params)).fetchall()
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(str(exc)) from exc
+        except sqlite3.OperationalError as exc:  # locked by another process
+            log.debug("write moved to Tortoise's connection (%s)", exc)
+            return None
+        log.debug("%s: %s", sql, params)
+        self._writes += 1
+        if self._writes % CHECKPOINT_EVERY == 0:
+            task = asyncio.get_running_loop().create_task(_checkpoint())
+            self._checkpoints.add(task)
+            task.add_done_callback(self._checkpoints.discard)
+        return rows
+
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """The rows of a query with ``?`` placeholders."""
         log.debug("%s: %s", sql, params)
@@ -127,6 +197,8 @@ class SqliteReadPool:
             loop.call_soon_threadsafe(_deliver, reads, results)
 
     def close(self) -> None:
+        for task in self._checkpoints:
+            task.cancel()
         self._executor.shutdown(wait=True)
         with self._lock:
             for connection in self._opened:
@@ -152,6 +224,15 @@ class _QuickConnection:
         return self.connection.execute(sql, params).fetchall()
 
 
+async def _checkpoint() -> None:
+    """A passive WAL checkpoint on Tortoise's connection (its thread): it copies
+    what it can without waiting for anyone."""
+    try:
+        await Tortoise.get_connection("default").execute_script("PRAGMA wal_checkpoint(PASSIVE)")
+    except Exception as exc:  # the next one catches up
+        log.warning("a WAL checkpoint failed: %s", exc)
+
+
 _Read = tuple[str, tuple[Any, ...], "asyncio.Future[list[tuple[Any, ...]]]"]
 """A queued read: the statement, its parameters and the future for its rows."""
 
@@ -168,11 +249,11 @@ def _deliver(reads: list[_Read], results: list[tuple[bool, Any]]) -> None:
 _pool: SqliteReadPool | None = None
 
 
-def open_read_pool(path: str, busy_timeout_ms: int) -> None:
+def open_read_pool(path: str, busy_timeout_ms: int, synchronous: str = "NORMAL") -> None:
     """Open the pool for the SQLite file at ``path`` (replacing any open one)."""
     global _pool
     close_read_pool()
-    _pool = SqliteReadPool(path, busy_timeout_ms)
+    _pool = SqliteReadPool(path, busy_timeout_ms, synchronous=synchronous)
 
 
 def close_read_pool() -> None:
@@ -216,6 +297,12 @@ def fetch_now(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
     (SQLite, see the module docstring); None when that is not possible (no read
     pool, PostgreSQL, or the read would wait): then use :func:`fetch_quick`."""
     return _pool.fetch_now(sql, params) if _pool is not None else None
+
+
+def write_now(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+    """Run a small write (``?`` placeholders) at once on this thread, on SQLite
+    (see the module docstring); None when it must go through Tortoise."""
+    return _pool.write_now(sql, params) if _pool is not None else None
 
 
 async def _fetch_default(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:

@@ -144,7 +144,7 @@ class Database:
         path = sqlite_path(self.url)
         if path is not None:  # the same file and busy timeout as Tortoise's connection
             query = dict(parse_qsl(urlsplit(normalize_url(self.url)).query))
-            open_read_pool(path, int(query["busy_timeout"]))
+            open_read_pool(path, int(query["busy_timeout"]), query["synchronous"])
         self.connected = True
 
     async def close(self) -> None:

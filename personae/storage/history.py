@@ -40,18 +40,26 @@ async def _insert_pair(
     said: str,
     at: datetime,
 ) -> tuple[int, int]:
-    """Insert the user message and the reply in one statement; their ids."""
-    p = marks(_postgres(conn), 12)
+    """Insert the user message and the reply in one statement; their ids. On
+    SQLite the statement runs at once on this thread when it can
+    (:func:`~personae.storage.connections.write_now`)."""
+    postgres = _postgres(conn)
+    p = marks(postgres, 12)
     now = _timestamp(conn, at)
-    rows = await conn.execute_query_dict(
+    sql = (
         "INSERT INTO messages (conversation_id, persona_id, user_id, role, content, created_at) "
-        f"VALUES ({', '.join(p[:6])}), ({', '.join(p[6:])}) RETURNING id, role",
-        [
-            *(conversation_id, scope.persona_id, scope.user_id, "user", asked, now),
-            *(conversation_id, scope.persona_id, scope.user_id, "assistant", said, now),
-        ],
+        f"VALUES ({', '.join(p[:6])}), ({', '.join(p[6:])}) RETURNING id, role"
     )
-    ids = {row["role"]: row["id"] for row in rows}
+    params = [
+        *(conversation_id, scope.persona_id, scope.user_id, "user", asked, now),
+        *(conversation_id, scope.persona_id, scope.user_id, "assistant", said, now),
+    ]
+    written = None if postgres else connections.write_now(sql, params)
+    if written is not None:
+        ids = {role: message_id for message_id, role in written}
+    else:
+        rows = await conn.execute_query_dict(sql, params)
+        ids = {row["role"]: row["id"] for row in rows}
     return ids["user"], ids["assistant"]
 
 
