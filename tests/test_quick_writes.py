@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +18,12 @@ from personae.core.runtime import Runtime
 from personae.core.types import Scope, Turn
 from personae.storage import HistoryStore, connections
 from personae.storage.models import MemoryItem
-from personae.testing.fake_ollama import FakeOllama
-from tests.conftest import make_settings
 
 
 @pytest.fixture
-async def runtime(tmp_path: Path, fake_ollama: FakeOllama) -> AsyncIterator[Runtime]:
-    settings = make_settings(tmp_path, fake_ollama, f"sqlite://{tmp_path / 'writes.db'}")
-    rt = Runtime(settings, load_entry_points=False)
-    await rt.start()
-    try:
-        yield rt
-    finally:
-        await rt.stop()
+def db_url(tmp_path: Path) -> str:
+    """What is tested here is SQLite's alone (PostgreSQL writes through Tortoise)."""
+    return f"sqlite://{tmp_path / 'writes.db'}"
 
 
 def message_inserts(caplog: pytest.LogCaptureFixture, logger: str) -> int:
