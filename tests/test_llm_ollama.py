@@ -433,10 +433,12 @@ async def test_fake_speaks_the_rest_of_ollamas_protocol(fake: FakeOllama) -> Non
 
 
 async def test_the_fake_ollama_stops_by_itself_after_its_lifetime() -> None:
-    fake = await FakeOllama(lifetime=0.05).start()
+    # Long enough for the first request to be answered on a loaded machine (0.05 s
+    # once was not, in CI), short enough for the test.
+    fake = await FakeOllama(lifetime=1.0).start()
     async with httpx.AsyncClient() as client:
         assert (await client.get(f"{fake.url}/api/version")).status_code == 200
-        for _ in range(100):  # wait for the deadline to pass and the server to close
+        for _ in range(200):  # wait for the deadline to pass and the server to close
             await asyncio.sleep(0.05)
             try:
                 await client.get(f"{fake.url}/api/version")
