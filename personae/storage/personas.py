@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from tortoise.expressions import Q
-
 from personae.core.cache import RefreshingCache
+from personae.storage import connections
 from personae.storage.models import Persona
 
 IDS_TTL_SECONDS = 30.0
 
 StoredCard = tuple[dict[str, Any], int | None, bool]
+
+
+def _document(card: Any) -> dict[str, Any]:
+    """A stored card as a dict (SQLite hands JSON columns back as text)."""
+    return dict(json.loads(card)) if isinstance(card, str | bytes) else dict(card)
 
 
 class PersonaStore:
@@ -34,8 +39,11 @@ class PersonaStore:
         return await self._ids.get(None)
 
     async def _read_ids(self, _: None) -> frozenset[str]:
-        rows = await Persona.all().values("id")
-        return frozenset(str(row["id"]) for row in rows)
+        # Quick reads (on SQLite, on the event loop's thread when nothing has to
+        # wait): when the cached value has expired, the turns of a burst all wait
+        # for this read, and its result must not queue behind their work.
+        rows = await connections.fetch_quick("SELECT id FROM personas", [])
+        return frozenset(str(persona_id) for (persona_id,) in rows)
 
     async def save(
         self, persona_id: str, card: dict[str, Any], *, owner_id: int | None, shared: bool = False
@@ -61,11 +69,16 @@ class PersonaStore:
         return await self._visible.get(viewer)
 
     async def _read_visible(self, viewer: int | None) -> list[StoredCard]:
-        condition = Q(owner_id=None) | Q(shared=True)
-        if viewer is not None:
-            condition |= Q(owner_id=viewer)
-        rows = await Persona.filter(condition).order_by("id")
-        return [(row.card, row.owner_id, row.shared) for row in rows]  # type: ignore[attr-defined]
+        mine = " OR owner_id = ?" if viewer is not None else ""
+        rows = await connections.fetch_quick(
+            f"SELECT card, owner_id, shared FROM personas WHERE owner_id IS NULL OR shared = ?"
+            f"{mine} ORDER BY id",
+            [True, viewer] if viewer is not None else [True],
+        )
+        return [
+            (_document(card), None if owner is None else int(owner), bool(shared))
+            for card, owner, shared in rows
+        ]
 
     async def delete(self, persona_id: str, *, owner_id: int | None) -> bool:
         deleted = await Persona.filter(id=persona_id, owner_id=owner_id).delete() > 0
