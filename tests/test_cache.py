@@ -1,12 +1,14 @@
-"""RefreshingCache: shared loads, refresh-ahead, a hard age limit, invalidation."""
+"""RefreshingCache: shared loads, refresh-ahead, a hard age limit, invalidation;
+PerObject: values made once per object."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
-from personae.core.cache import RefreshingCache
+from personae.core.cache import PerObject, RefreshingCache
 
 
 class Loader:
@@ -131,3 +133,23 @@ async def test_ttl_zero_reads_every_time() -> None:
     load = Loader()
     cache = RefreshingCache(load, ttl=0)
     assert [await cache.get("a") for _ in range(3)] == ["a1", "a2", "a3"]
+
+
+def test_values_per_object_are_made_once_per_object_and_extra_key() -> None:
+    made: list[tuple[str, str]] = []
+    kept: PerObject[str] = PerObject(max_size=2)
+
+    class Card:
+        pass
+
+    first, second = Card(), Card()
+
+    def make(name: str, extra: str) -> Callable[[], str]:
+        return lambda: made.append((name, extra)) or f"{name}/{extra}"
+
+    assert kept.get(first, make("first", "ann"), extra="ann") == "first/ann"
+    assert kept.get(first, make("first", "ann"), extra="ann") == "first/ann"
+    assert kept.get(first, make("first", "bob"), extra="bob") == "first/bob"
+    assert kept.get(second, make("second", "ann"), extra="ann") == "second/ann"  # drops first/ann
+    assert kept.get(first, make("first", "ann"), extra="ann") == "first/ann"
+    assert made == [("first", "ann"), ("first", "bob"), ("second", "ann"), ("first", "ann")]

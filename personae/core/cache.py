@@ -100,6 +100,27 @@ def keep_recent(mapping: OrderedDict[K, V], key: K, value: V, max_size: int) -> 
         mapping.popitem(last=False)
 
 
+class PerObject(Generic[V]):
+    """Values worked out once from immutable objects (a persona card's validated
+    settings, its rendered prompt part), kept for the ``max_size`` most recently
+    used (object, ``extra``) pairs. Keyed by the object's ``id()``: an entry holds
+    its object, so that ``id()`` is not reused while the entry lives."""
+
+    def __init__(self, max_size: int) -> None:
+        self.max_size = max_size
+        self._values: OrderedDict[tuple[int, Hashable], tuple[object, V]] = OrderedDict()
+
+    def get(self, obj: object, make: Callable[[], V], extra: Hashable = None) -> V:
+        key = (id(obj), extra)
+        kept = self._values.get(key)
+        if kept is not None and kept[0] is obj:
+            self._values.move_to_end(key)
+            return kept[1]
+        value = make()
+        keep_recent(self._values, key, (obj, value), self.max_size)
+        return value
+
+
 def _quiet(future: asyncio.Future[Any]) -> None:
     """A background reload that fails keeps the old value until it expires."""
     if not future.cancelled() and future.exception() is not None:

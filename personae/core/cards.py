@@ -19,14 +19,13 @@ import json
 import logging
 import re
 import unicodedata
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from personae.core import card_png
-from personae.core.cache import keep_recent
+from personae.core.cache import PerObject
 from personae.core.errors import CardError
 
 log = logging.getLogger(__name__)
@@ -72,9 +71,8 @@ class PersonaSettings(BaseModel):
     """Model options that override the configured defaults for this persona."""
 
 
-_SETTINGS: OrderedDict[int, tuple[PersonaCard, PersonaSettings]] = OrderedDict()
-"""Each recent card's validated settings, by the card's ``id()``; an entry holds
-its card, so that ``id()`` is not reused while the entry lives."""
+_SETTINGS: PerObject[PersonaSettings] = PerObject(1024)
+"""Each recent card's validated settings."""
 
 
 class PersonaCard(BaseModel):
@@ -162,13 +160,8 @@ class PersonaCard(BaseModel):
         """personae's settings for this persona (defaults when the card has none).
         Validated once per card: a card is immutable (a changed persona is a new
         card), and every turn reads its persona's settings several times."""
-        cached = _SETTINGS.get(id(self))
-        if cached is not None and cached[0] is self:
-            return cached[1]
         raw = self.extensions.get(EXTENSION_KEY) or {}
-        settings = PersonaSettings.model_validate(_without_id(raw))
-        keep_recent(_SETTINGS, id(self), (self, settings), 1024)
-        return settings
+        return _SETTINGS.get(self, lambda: PersonaSettings.model_validate(_without_id(raw)))
 
     def with_settings(self, **changes: Any) -> PersonaCard:
         """A copy with ``changes`` written into ``extensions.personae``; other

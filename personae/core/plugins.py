@@ -170,18 +170,17 @@ class PluginManager:
 
     async def _call_one(self, hook_name: str, impl: pluggy.HookImpl, kwargs: dict[str, Any]) -> Any:
         args = {name: kwargs[name] for name in impl.argnames}
-        if not self.trace:
-            return await await_me_maybe(impl.function(**args))
-        started = time.perf_counter()
+        started = time.perf_counter() if self.trace else 0.0
         try:
             return await await_me_maybe(impl.function(**args))
         finally:
-            log.info(
-                "hook %s plugin=%s %.2f ms",
-                hook_name,
-                impl.plugin_name,
-                (time.perf_counter() - started) * 1000,
-            )
+            if self.trace:
+                log.info(
+                    "hook %s plugin=%s %.2f ms",
+                    hook_name,
+                    impl.plugin_name,
+                    (time.perf_counter() - started) * 1000,
+                )
 
     async def call(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call every implementation in pluggy's order, awaiting each result.

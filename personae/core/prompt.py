@@ -3,10 +3,9 @@ recalled memory and the conversation's recent history."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 
-from personae.core.cache import keep_recent
+from personae.core.cache import PerObject
 from personae.core.cards import PersonaCard, parse_example_messages, render_macros
 from personae.core.types import ChatMessage, PromptSection
 from personae.storage.records import StoredMessage
@@ -41,20 +40,17 @@ def _render(text: str, card: PersonaCard, user: str) -> str:
     return render_macros(text, char=card.name, user=user).strip()
 
 
-_PERSONA_PARTS: OrderedDict[tuple[int, str], tuple[PersonaCard, tuple[str, ...]]]
-_PERSONA_PARTS = OrderedDict()
+_PERSONA_PARTS: PerObject[tuple[str, ...]] = PerObject(512)
 """The rendered card part of the system prompt per (card, user name): the same
 on every turn of a conversation. A card is immutable (a changed persona is a new
-card object); an entry holds its card, so the card's ``id()`` is not reused."""
+card object)."""
 
 
 def _persona_parts(card: PersonaCard, user: str) -> tuple[str, ...]:
-    key = (id(card), user)
-    cached = _PERSONA_PARTS.get(key)
-    if cached is not None and cached[0] is card:
-        _PERSONA_PARTS.move_to_end(key)
-        return cached[1]
+    return _PERSONA_PARTS.get(card, lambda: _render_persona(card, user), extra=user)
 
+
+def _render_persona(card: PersonaCard, user: str) -> tuple[str, ...]:
     def render(text: str) -> str:
         return _render(text, card, user)
 
@@ -75,7 +71,6 @@ def _persona_parts(card: PersonaCard, user: str) -> tuple[str, ...]:
         speaker = {"user": user, "assistant": card.name}
         dialogue = "\n".join(f"{speaker.get(role, role)}: {text}" for role, text in examples)
         parts.append(f"Examples of how {card.name} speaks:\n{dialogue}")
-    keep_recent(_PERSONA_PARTS, key, (card, tuple(parts)), 512)
     return tuple(parts)
 
 

@@ -227,13 +227,14 @@ class Runtime:
             scope = turn.scope
             scopes = await self.personas.readable_scopes(card, scope)
             limit = self.settings.memory.history_messages
-            # With this conversation's history in memory, the model starts at once
-            # and the stored history is read meanwhile: if another process added to
-            # the conversation, the reply restarts (before any chunk is out) on it.
+            # The history kept in memory is checked against the id of the last
+            # stored message. On SQLite that id is read at once, on this thread;
+            # otherwise (a round trip) the model starts on the kept history while
+            # the id is read, and if another process added to the conversation the
+            # reply restarts (before any chunk is out) on the stored history.
             history = self.history.cached_recent(scope, turn.conversation, limit)
             check: asyncio.Future[int | None] | None = None
             if history is not None:
-                # On SQLite the check is read at once, on this thread.
                 last = self.history.last_id_now(scope, turn.conversation)
                 if last is UNKNOWN:
                     check = asyncio.ensure_future(self.history.last_id(scope, turn.conversation))

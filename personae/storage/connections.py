@@ -300,8 +300,8 @@ def fetch_now(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
 
 
 def write_now(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
-    """Run a small write (``?`` placeholders) at once on this thread, on SQLite
-    (see the module docstring); None when it must go through Tortoise."""
+    """Run a small write, its parameters marked ``?``, at once on this thread,
+    on SQLite (see the module docstring); None when it must go through Tortoise."""
     return _pool.write_now(sql, params) if _pool is not None else None
 
 

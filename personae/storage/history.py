@@ -89,14 +89,6 @@ _LAST_MESSAGES = (
 
 _ONE_CONVERSATION = "(c.persona_id = ? AND c.user_id = ? AND c.key = ?)"
 
-
-class Unknown(enum.Enum):
-    UNKNOWN = "unknown"
-
-
-UNKNOWN = Unknown.UNKNOWN
-"""What :meth:`HistoryStore.last_id_now` returns when it cannot read at once."""
-
 _LAST_ID = (
     "(SELECT MAX(m.id) FROM messages m WHERE m.persona_id = c.persona_id "
     "AND m.user_id = c.user_id AND m.conversation_id = c.id)"
@@ -114,6 +106,13 @@ def _last_ids_sql(conversations: int) -> str:
         + " OR ".join([_ONE_CONVERSATION] * conversations)
     )
 
+
+class Unknown(enum.Enum):
+    UNKNOWN = "unknown"
+
+
+UNKNOWN = Unknown.UNKNOWN
+"""What :meth:`HistoryStore.last_id_now` returns when it cannot read at once."""
 
 ConversationKey = tuple[str, int, str]
 """(persona id, user id, conversation key)."""

@@ -315,7 +315,7 @@ class Candidates:
                         by_word[word] = [index]
                     else:
                         postings.append(index)
-            costs = [max(1, (len(row["text"]) + 3) // 4) for row in self.rows]  # estimate_tokens
+            costs = [estimate_tokens(row["text"]) for row in self.rows]
             ids = [row["id"] for row in self.rows]
             t0 = max((ts for _, _, _, ts in features if ts is not None), default=0.0)
             # base = d * slope + offset (rows never updated: recency 1, no slope)
