@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from personae.storage.recall import Candidates, cosine, estimate_tokens, keywords
+from personae.storage.recall import ROW_COLUMNS, Candidates, cosine, estimate_tokens, keywords
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 WORDS = ("tea", "chess", "cat", "miso", "kyoto", "knee", "french", "sister", "ramen", "book")
@@ -86,6 +86,14 @@ def make_rows(specs: list[tuple[Any, ...]], ids: list[int]) -> list[dict[str, An
     return rows
 
 
+def as_read(row: dict[str, Any]) -> tuple[Any, ...]:
+    """A row as recall reads it: the columns in order, timestamps as SQLite
+    stores them (ISO strings), then the embedding when there is one."""
+    stored = {**row, "updated_at": None if row["updated_at"] is None else str(row["updated_at"])}
+    values = tuple(stored.get(column) for column in ROW_COLUMNS)
+    return values if row.get("embedding") is None else (*values, row["embedding"])
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     specs=row_specs,
@@ -114,7 +122,7 @@ def test_prepared_ranking_matches_the_plain_score(
         st.lists(st.integers(1, 10_000), min_size=len(specs), max_size=len(specs), unique=True)
     )
     rows = make_rows(specs, ids)
-    candidates = Candidates(rows)
+    candidates = Candidates([as_read(row) for row in rows])
     embedding = [1.0, 0.0, 1.0] if use_embedding else None
     for now in (NOW, NOW + timedelta(hours=hours_later)):  # prepared once, ranked twice
         ranked = candidates.rank(
@@ -128,7 +136,7 @@ def test_prepared_ranking_matches_the_plain_score(
         expected = reference(
             rows, " ".join(query), " ".join(context), embedding, max_items, budget, now
         )
-        assert [row["id"] for row in ranked] == expected
+        assert [rows[i]["id"] for i in ranked] == expected
 
 
 def test_ties_go_to_the_higher_id_whatever_order_the_rows_come_in() -> None:
@@ -136,5 +144,7 @@ def test_ties_go_to_the_higher_id_whatever_order_the_rows_come_in() -> None:
     rows = [
         {"id": i, "text": "likes tea", "confidence": 0.8, "updated_at": stamp} for i in (5, 9, 1, 7)
     ]
-    ranked = Candidates(rows).rank("tea?", max_items=4, budget_tokens=100, now=NOW)
-    assert [row["id"] for row in ranked] == [9, 7, 5, 1]
+    ranked = Candidates([as_read(row) for row in rows]).rank(
+        "tea?", max_items=4, budget_tokens=100, now=NOW
+    )
+    assert [rows[i]["id"] for i in ranked] == [9, 7, 5, 1]

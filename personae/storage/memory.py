@@ -43,10 +43,9 @@ from personae.storage.recall import (
     candidate_rows,
     cosine,
     current_rows,
-    decode_sources,
     estimate_tokens,
     keywords,
-    parse_timestamp,
+    to_record,
 )
 from personae.storage.records import MemoryRecord
 
@@ -88,31 +87,8 @@ assert _FIELDS == tuple(f.name for f in fields(MemoryRecord)), "a record's field
 
 
 def _record(row: dict[str, Any]) -> MemoryRecord:
-    """A record of a row as the ORM or recall's raw read returns it (on SQLite,
-    timestamps and source ids are then still strings)."""
-    item_id, persona_id, user_id, kind, text, confidence, sources, created, updated = (
-        _record_values(row)
-    )
-    return MemoryRecord(
-        item_id,
-        persona_id,
-        user_id,
-        kind,
-        text,
-        confidence,
-        decode_sources(sources),
-        parse_timestamp(created),
-        parse_timestamp(updated),
-    )
-
-
-def _shared_record(row: dict[str, Any]) -> MemoryRecord:
-    """The record of a row recall's cache shares between turns, made once: a
-    changed item is a new row, so the record never goes stale."""
-    record: MemoryRecord | None = row.get("_record")
-    if record is None:
-        record = row["_record"] = _record(row)
-    return record
+    """A record of a row as the ORM's ``.values()`` returns it."""
+    return to_record(_record_values(row))
 
 
 def _row(item: MemoryItem) -> dict[str, Any]:
@@ -395,7 +371,7 @@ class MemoryStore:
         """The scope's items, most recently updated first."""
         if limit is not None and 0 < limit <= _LISTED_FROM_CACHE:
             listed = await current_rows(scope.user_id, [scope.persona_id], limit)
-            return [_shared_record(row) for row in listed.rows]
+            return listed.records()
         query = MemoryItem.filter(persona_id=scope.persona_id, user_id=scope.user_id).order_by(
             "-updated_at", "-id"
         )
@@ -562,13 +538,11 @@ class MemoryStore:
             return []
         user_id = _same_user(scopes)
         personas = sorted({s.persona_id for s in scopes})
-        make = _shared_record
         if query_embedding is None:
             found = await current_rows(user_id, personas, candidates)
         else:  # embeddings are read fresh with the rows
             rows = await candidate_rows(user_id, personas, candidates, with_embedding=True)
             found = Candidates(rows)
-            make = _record
         chosen = found.rank(
             query,
             context=context,
@@ -577,7 +551,7 @@ class MemoryStore:
             budget_tokens=budget_tokens,
             now=now or datetime.now(UTC),
         )
-        return [make(row) for row in chosen]
+        return [found.record(i) for i in chosen]
 
     # -- the data contract -------------------------------------------------------
 

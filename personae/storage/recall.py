@@ -1,27 +1,28 @@
 """Ranking remembered items for a turn: keyword relevance, embeddings, recency.
 
-Recall is on the reply path of every turn, so it reads as little as it can:
-
-1. the candidates' keys — ``(id, persona_id, updated_at)`` of the scope's most
-   recently updated items — an index-only scan of the ``(persona_id, user_id,
-   updated_at)`` index;
-2. the full rows of only those candidates this process has not seen at that
-   ``updated_at`` (every change to an item's text, kind or confidence moves its
-   ``updated_at``, so a cached row is never stale), straight through the
-   connection: the ORM's per-row conversion cost more than the query itself;
-3. ranking in Python over parsed rows with their keywords precomputed.
-
-The row cache is per process, bounded, and keyed by the row's scope and
-``updated_at``, so several processes sharing PostgreSQL each stay correct.
-
-Most turns skip steps 1 and 2 as well: :func:`current_rows` keeps each recalled
-candidate list with the user's memory version (``memory_versions``, moved by
-database triggers on every change of the user's items, whoever makes it) and
-reuses it while one small read says the version is unchanged. On SQLite that
-read runs on the event loop's thread when it needs no waiting
-(:func:`~personae.storage.connections.fetch_quick`); on PostgreSQL the reads of
-many turns starting at once share one query
+Recall is on the reply path of every turn, so it reads as little as it can.
+:func:`current_rows` keeps each recalled candidate list (a user's most recently
+updated items in one or more personas) with the user's memory version
+(``memory_versions``, moved by database triggers on every change of the user's
+items, whoever makes it) and reuses it while one small read says the version is
+unchanged. On SQLite that read runs on the event loop's thread when it needs no
+waiting (:func:`~personae.storage.connections.fetch_quick`); on PostgreSQL the
+reads of many turns starting at once share one query
 (:class:`~personae.core.cache.SharedReads`).
+
+When the version has moved, the list is read again, by halves:
+
+1. the candidates' keys — ``(id, persona_id, updated_at)`` — an index-only scan
+   of the ``(persona_id, user_id, updated_at)`` index;
+2. the full rows of only those keys the previous list does not hold (every
+   change to an item's text, kind or confidence moves its ``updated_at``, so a
+   kept row is never stale).
+
+A list never read before is read whole, in one query. Rows are read straight
+through the connection as plain tuples (the ORM's per-row conversion cost more
+than the query itself), and ranking prepares them column by column
+(:class:`Candidates`). The lists are per process and bounded; several processes
+sharing PostgreSQL each stay correct, since each checks the stored version.
 """
 
 from __future__ import annotations
@@ -36,11 +37,9 @@ from functools import lru_cache
 from itertools import chain
 from typing import Any
 
-from tortoise import Tortoise
-
-from personae.core.cache import SharedReads, keep_recent
+from personae.core.cache import SharedReads
 from personae.storage import connections
-from personae.storage.connections import marks
+from personae.storage.records import MemoryRecord
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9'_-]+")
 STOPWORDS = frozenset(
@@ -96,12 +95,18 @@ ROW_COLUMNS = (
     "created_at",
     "updated_at",
 )
+_COLUMNS = ", ".join(ROW_COLUMNS)
+Row = tuple[Any, ...]
+"""A memory item as recall reads it: the values of :data:`ROW_COLUMNS` in order,
+as stored (on SQLite, timestamps and source ids are strings)."""
+_ID, _PERSONA, _TEXT, _CONFIDENCE, _UPDATED = (
+    ROW_COLUMNS.index(c) for c in ("id", "persona_id", "text", "confidence", "updated_at")
+)
+_EMBEDDING = len(ROW_COLUMNS)
+"""A row read with its embedding has it decoded in this column, its last."""
+
 _CACHE_SIZE = 50_000
-_rows: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
-
-
-_warm: OrderedDict[tuple[int, tuple[str, ...]], None] = OrderedDict()
-"""Scope sets recalled lately, whose rows are probably cached."""
+"""Rows the kept candidate lists hold in all, at most."""
 
 
 class _CandidateLists:
@@ -113,12 +118,12 @@ class _CandidateLists:
         self.held = 0
         self.lists: OrderedDict[tuple[Any, ...], tuple[int, Candidates]] = OrderedDict()
 
-    def get(self, key: tuple[Any, ...], version: int) -> Candidates | None:
+    def get(self, key: tuple[Any, ...]) -> tuple[int, Candidates] | None:
+        """The list kept for ``key`` and the version it was read at."""
         entry = self.lists.get(key)
-        if entry is None or entry[0] != version:
-            return None
-        self.lists.move_to_end(key)
-        return entry[1]
+        if entry is not None:
+            self.lists.move_to_end(key)
+        return entry
 
     def keep(self, key: tuple[Any, ...], version: int, candidates: Candidates) -> None:
         old = self.lists.pop(key, None)
@@ -160,9 +165,7 @@ async def memory_version(user_id: int) -> int:
 
 
 def clear_cache() -> None:
-    """Forget every cached row (the process connects to another database)."""
-    _rows.clear()
-    _warm.clear()
+    """Forget every kept list (the process connects to another database)."""
     _lists.clear()
 
 
@@ -172,25 +175,15 @@ async def current_rows(user_id: int, personas: Sequence[str], limit: int) -> Can
     callers do not change them."""
     version = await memory_version(user_id)
     key = (user_id, tuple(personas), limit)
-    candidates = _lists.get(key, version)
-    if candidates is None:
-        # Read after the version: the rows are never older than the version they
-        # are kept with (a change in between only makes the next turn read again).
-        rows = await candidate_rows(user_id, personas, limit, with_embedding=False)
-        candidates = Candidates(rows)
-        _lists.keep(key, version, candidates)
+    entry = _lists.get(key)
+    if entry is not None and entry[0] == version:
+        return entry[1]
+    # Read after the version: the rows are never older than the version they
+    # are kept with (a change in between only makes the next turn read again).
+    known = entry[1].rows if entry is not None else ()
+    candidates = Candidates(await candidate_rows(user_id, personas, limit, known=known))
+    _lists.keep(key, version, candidates)
     return candidates
-
-
-def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    """A raw row made ready for ranking: its embedding decoded. The columns only
-    a record needs (timestamps, source message ids) stay as stored until one of
-    the few rows a recall returns becomes a record (:func:`decode_sources`,
-    :func:`parse_timestamp`): a cold recall reads 200 rows to return 12."""
-    value = row.get("embedding")
-    if isinstance(value, str):
-        row["embedding"] = json.loads(value)
-    return row
 
 
 def decode_sources(value: Any) -> list[int]:
@@ -200,88 +193,88 @@ def decode_sources(value: Any) -> list[int]:
     return list(value or [])
 
 
-def epoch(value: Any) -> float | None:
-    """A stored timestamp as seconds since the epoch."""
-    stamp = parse_timestamp(value)
-    return stamp.timestamp() if stamp is not None else None
+_fromisoformat = datetime.fromisoformat
+
+
+def _epoch(value: Any) -> float | None:
+    """A stored timestamp (an ISO string on SQLite, naive meaning UTC) as seconds
+    since the epoch: :func:`parse_timestamp`, written for speed."""
+    if value.__class__ is str:
+        value = _fromisoformat(value)
+    elif value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+
+
+def to_record(row: Row) -> MemoryRecord:
+    """The record of a row as recall reads it (the columns of :data:`ROW_COLUMNS`,
+    in order; on SQLite timestamps and source ids are still strings)."""
+    item_id, persona_id, user_id, kind, text, confidence, sources, created, updated = row[:9]
+    return MemoryRecord(
+        item_id,
+        persona_id,
+        user_id,
+        kind,
+        text,
+        confidence,
+        decode_sources(sources),
+        parse_timestamp(created),
+        parse_timestamp(updated),
+    )
+
+
+def _where(personas: int) -> str:
+    """The candidates' condition and order, marked ``?`` as :func:`connections.fetch` takes."""
+    return (
+        f"FROM memory_items WHERE user_id = ? AND persona_id IN ({', '.join('?' * personas)}) "
+        "ORDER BY updated_at DESC, id DESC LIMIT ?"
+    )
 
 
 async def candidate_rows(
-    user_id: int, personas: Sequence[str], limit: int, *, with_embedding: bool
-) -> list[dict[str, Any]]:
+    user_id: int,
+    personas: Sequence[str],
+    limit: int,
+    *,
+    with_embedding: bool = False,
+    known: Sequence[Row] = (),
+) -> list[Row]:
     """The ``limit`` most recently updated items of one user in ``personas``, as
-    decoded rows with every column of a record (and ``embedding`` when asked)."""
-    conn = Tortoise.get_connection("default")
-    postgres = conn.capabilities.dialect == "postgres"
-    p = marks(postgres, len(personas) + 2)
-    where = (
-        f"WHERE user_id = {p[0]} AND persona_id IN ({', '.join(p[1:-1])}) "
-        f"ORDER BY updated_at DESC, id DESC LIMIT {p[-1]}"
-    )
+    rows of the :data:`ROW_COLUMNS` values (then the decoded embedding, when
+    asked). Rows of ``known`` (an earlier read of the same items) that are still
+    current are reused rather than read again.
+
+    The rows are plain tuples of strings and numbers, as the database driver
+    returns them, so the garbage collector stops tracking those that are kept;
+    only the few a recall returns are made records (:meth:`Candidates.record`)."""
     params: list[Any] = [user_id, *personas, limit]
+    where = _where(len(personas))
     if with_embedding:  # embeddings change without moving updated_at: read them fresh
-        columns = ", ".join((*ROW_COLUMNS, "embedding"))
-        rows = await conn.execute_query_dict(f"SELECT {columns} FROM memory_items {where}", params)
-        return [_decode(row) for row in rows]
-    warm_key = (user_id, tuple(personas))
-    if warm_key not in _warm:
-        # Nothing of these scopes is cached (likely): read whole rows at once
-        # rather than the keys and then the rows.
-        rows = await conn.execute_query_dict(
-            f"SELECT {', '.join(ROW_COLUMNS)}, updated_at AS raw_updated_at "
-            f"FROM memory_items {where}",
-            params,
-        )
-        fresh: list[dict[str, Any]] = []
-        for row in rows:
-            key = (row["id"], row["persona_id"], user_id, row.pop("raw_updated_at"))
-            kept = _rows.get(key) or _decode(row)
-            keep_recent(_rows, key, kept, _CACHE_SIZE)
-            fresh.append(kept)
-        keep_recent(_warm, warm_key, None, _CACHE_SIZE // 20)
-        return fresh
-    _warm.move_to_end(warm_key)
-    keys = await conn.execute_query_dict(
-        f"SELECT id, persona_id, updated_at FROM memory_items {where}", params
-    )
-    wanted = [(k["id"], k["persona_id"], user_id, k["updated_at"]) for k in keys]
-    missing = [key[0] for key in wanted if key not in _rows]
+        rows = await connections.fetch(f"SELECT {_COLUMNS}, embedding {where}", params)
+        return [(*row[:-1], _embedding(row[-1])) for row in rows]
+    if not known:
+        return await connections.fetch(f"SELECT {_COLUMNS} {where}", params)
+    keys = await connections.fetch(f"SELECT id, persona_id, updated_at {where}", params)
+    kept = {(row[_ID], row[_PERSONA], row[_UPDATED]): row for row in known}
+    found = [kept.get(key) for key in keys]
+    missing = [key[0] for key, row in zip(keys, found, strict=True) if row is None]
     for start in range(0, len(missing), 500):
         part = missing[start : start + 500]
-        id_marks = ", ".join(marks(postgres, len(part), start=2))
-        user_mark = "$1" if postgres else "?"
-        rows = await conn.execute_query_dict(
-            f"SELECT {', '.join(ROW_COLUMNS)}, updated_at AS raw_updated_at FROM memory_items "
-            f"WHERE user_id = {user_mark} AND id IN ({id_marks})",
+        rows = await connections.fetch(
+            f"SELECT {_COLUMNS} FROM memory_items WHERE user_id = ? AND id IN "
+            f"({', '.join('?' * len(part))})",
             [user_id, *part],
         )
-        for row in rows:
-            key = (row["id"], row["persona_id"], user_id, row.pop("raw_updated_at"))
-            keep_recent(_rows, key, _decode(row), _CACHE_SIZE)
-    found: list[dict[str, Any]] = []
-    for key in wanted:
-        cached = _rows.get(key)
-        if cached is not None:  # None: changed between the two reads; left out this turn
-            keep_recent(_rows, key, cached, _CACHE_SIZE)
-            found.append(cached)
-    return found
+        kept.update(((row[_ID], row[_PERSONA], row[_UPDATED]), row) for row in rows)
+    if missing:
+        found = [kept.get(key) for key in keys]
+    # None: a row changed between the two reads (it has another key); left out this turn
+    return [row for row in found if row is not None]
 
 
-def _features(row: dict[str, Any]) -> tuple[frozenset[str], float, float, float | None]:
-    """What scoring needs of a row that does not depend on the query: its words,
-    1/sqrt(word count), the confidence term and when it was updated. Kept in the
-    row, which the row cache shares between turns (a changed item is a new row)."""
-    features = row.get("_features")
-    if features is None:
-        words = _keywords(row["text"])
-        features = (
-            words,
-            1 / math.sqrt(len(words)) if words else 0.0,
-            0.3 * row["confidence"],
-            epoch(row["updated_at"]),
-        )
-        row["_features"] = features
-    return features
+def _embedding(value: Any) -> list[float] | None:
+    """A stored embedding (a JSON string on SQLite) as a list."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 RECENCY_DAYS = 30.0
@@ -298,48 +291,79 @@ class Candidates:
     from the latest update ``t0`` in the list, that is ``d * a + c`` for every row,
     with ``d = exp(-(now - t0) / 30 days)`` the same for all, so a turn pays one
     multiply-add a row for it. The query's words reach only the rows that hold
-    them, through an index from word to rows."""
+    them, through an index from word to rows. Everything is prepared column by
+    column, from the rows as read: a cold recall prepares 200 rows to return 12."""
 
-    def __init__(self, rows: list[dict[str, Any]]) -> None:
+    __slots__ = (
+        "_by_id",
+        "_by_word",
+        "_costs",
+        "_inv_scale",
+        "_offsets",
+        "_ready",
+        "_records",
+        "_slopes",
+        "_stamps",
+        "_t0",
+        "rows",
+    )
+
+    def __init__(self, rows: list[Row]) -> None:
         self.rows = rows
-        self._prepared: tuple[Any, ...] | None = None
+        self._records: dict[int, MemoryRecord] = {}
+        self._ready = False
 
-    def _prepare(self) -> tuple[Any, ...]:
-        if self._prepared is None:
-            features = [_features(row) for row in self.rows]
-            by_word: dict[str, list[int]] = {}
-            for index, (words, _, _, _) in enumerate(features):
-                for word in words:
-                    postings = by_word.get(word)
-                    if postings is None:
-                        by_word[word] = [index]
-                    else:
-                        postings.append(index)
-            costs = [estimate_tokens(row["text"]) for row in self.rows]
-            ids = [row["id"] for row in self.rows]
-            t0 = max((ts for _, _, _, ts in features if ts is not None), default=0.0)
-            # base = d * slope + offset (rows never updated: recency 1, no slope)
-            exp = math.exp
-            slopes = [
-                0.0 if ts is None else 0.5 * exp((ts - t0) / _RECENCY_SECONDS)
-                for _, _, _, ts in features
-            ]
-            offsets = [fixed if ts is not None else fixed + 0.5 for _, _, fixed, ts in features]
-            # ties in score go to the higher id: a stable sort of rows in id order
-            by_id = sorted(range(len(ids)), key=ids.__getitem__, reverse=True)
-            self._prepared = (features, by_word, costs, ids, t0, slopes, offsets, by_id)
-        return self._prepared
+    def record(self, index: int) -> MemoryRecord:
+        """The record of ``rows[index]``, made once for this list."""
+        record = self._records.get(index)
+        if record is None:
+            record = self._records[index] = to_record(self.rows[index])
+        return record
+
+    def records(self) -> list[MemoryRecord]:
+        return [self.record(i) for i in range(len(self.rows))]
+
+    def _prepare(self) -> None:
+        rows = self.rows
+        texts = [row[_TEXT] for row in rows]
+        words = [_keywords(text) for text in texts]
+        self._inv_scale = [1 / math.sqrt(len(w)) if w else 0.0 for w in words]
+        by_word: dict[str, list[int]] = {}
+        for index, row_words in enumerate(words):
+            for word in row_words:
+                postings = by_word.get(word)
+                if postings is None:
+                    by_word[word] = [index]
+                else:
+                    postings.append(index)
+        self._by_word = by_word
+        self._costs = [(len(text) + 3) // 4 or 1 for text in texts]  # estimate_tokens
+        stamps = self._stamps = [_epoch(row[_UPDATED]) for row in rows]
+        t0 = self._t0 = max((ts for ts in stamps if ts is not None), default=0.0)
+        # base = d * slope + offset (rows never updated: recency 1, no slope)
+        exp = math.exp
+        self._slopes = [
+            0.0 if ts is None else 0.5 * exp((ts - t0) / _RECENCY_SECONDS) for ts in stamps
+        ]
+        self._offsets = [
+            0.3 * row[_CONFIDENCE] + (0.0 if ts is not None else 0.5)
+            for row, ts in zip(rows, stamps, strict=True)
+        ]
+        # ties in score go to the higher id: a stable sort of rows in id order
+        ids = [row[_ID] for row in rows]
+        self._by_id = sorted(range(len(ids)), key=ids.__getitem__, reverse=True)
+        self._ready = True
 
     def _base_scores(self, now_ts: float) -> list[float]:
         """Every row's score before relevance: ``0.5 * recency + confidence term``."""
-        features, _, _, _, t0, slopes, offsets, _ = self._prepare()
+        t0 = self._t0
         if now_ts >= t0:
             d = math.exp((t0 - now_ts) / _RECENCY_SECONDS)
-            return [d * a + c for a, c in zip(slopes, offsets, strict=True)]
+            return [d * a + c for a, c in zip(self._slopes, self._offsets, strict=True)]
         exp = math.exp  # an update in the future of ``now``: recency capped at 1
         return [
-            0.5 * (1.0 if ts is None else exp(-max(0.0, now_ts - ts) / _RECENCY_SECONDS)) + fixed
-            for _, _, fixed, ts in features
+            c + (0.5 * exp(-max(0.0, now_ts - ts) / _RECENCY_SECONDS) if ts is not None else 0.0)
+            for c, ts in zip(self._offsets, self._stamps, strict=True)
         ]
 
     def rank(
@@ -351,14 +375,17 @@ class Candidates:
         max_items: int,
         budget_tokens: int,
         now: datetime,
-    ) -> list[dict[str, Any]]:
-        """The best rows within the budget, best first.
+    ) -> list[int]:
+        """The indices in :attr:`rows` of the best rows within the budget, best first.
 
         Relevance is keyword overlap with ``query`` (and, at half weight, with
-        ``context``), plus embedding similarity when given; recency and
-        confidence break ties. Only rows that share a word with the query or the
-        context have their overlap computed; the others score 0 for it."""
-        features, by_word, costs, _, _, _, _, by_id = self._prepare()
+        ``context``), plus embedding similarity when given (rows read with their
+        embedding, its last column); recency and confidence break ties. Only rows
+        that share a word with the query or the context have their overlap
+        computed; the others score 0 for it."""
+        if not self._ready:
+            self._prepare()
+        by_word, inv_scale = self._by_word, self._inv_scale
         wanted = _keywords(query)
         around = _keywords(context) - wanted
         scores = self._base_scores(now.timestamp())
@@ -370,19 +397,19 @@ class Candidates:
         halves = Counter(chain.from_iterable(postings))
         if query_embedding:
             for i, row in enumerate(self.rows):
-                overlap = halves.get(i, 0) * 0.5 * features[i][1]
-                similar = cosine(query_embedding, row.get("embedding"))
+                overlap = halves.get(i, 0) * 0.5 * inv_scale[i]
+                similar = cosine(query_embedding, row[-1] if len(row) > _EMBEDDING else None)
                 scores[i] += 2.0 * overlap + 1.5 * max(0.0, similar)
         else:
             for i, count in halves.items():
-                scores[i] += count * features[i][1]  # 2.0 * (count / 2) * inv_scale
-        order = sorted(by_id, key=scores.__getitem__, reverse=True)
-        chosen: list[dict[str, Any]] = []
+                scores[i] += count * inv_scale[i]  # 2.0 * (count / 2) * inv_scale
+        costs = self._costs
+        chosen: list[int] = []
         spent = 0
-        for i in order:
+        for i in sorted(self._by_id, key=scores.__getitem__, reverse=True):
             if spent + costs[i] > budget_tokens:
                 continue
-            chosen.append(self.rows[i])
+            chosen.append(i)
             spent += costs[i]
             if len(chosen) >= max_items:
                 break
