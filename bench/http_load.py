@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextvars
+import functools
 import json
 import multiprocessing
 import statistics
@@ -79,20 +80,23 @@ def timed(name: str) -> Any:
 
 
 def watch_model_calls() -> None:
-    """Record, for both servers alike, how long a request ran before it called
-    ``ollama.AsyncClient.chat``: what each does before the model is asked."""
+    """Record, for all servers alike, how long a request ran before it asked the
+    ``ollama`` client to send the model its request (``AsyncClient._request``,
+    which ``AsyncClient.chat`` calls and personae calls directly with a body it
+    built itself): what each does before the model is asked."""
     import ollama
 
-    chat = ollama.AsyncClient.chat
+    request = ollama.AsyncClient._request
 
+    @functools.wraps(request)  # its signature too: personae checks it
     async def watched(self: Any, *args: Any, **kwargs: Any) -> Any:
         started = _STARTED.get()
         if started is not None:
             BEFORE_MODEL[_APP.get()].append(time.perf_counter() - started)
             _STARTED.set(None)  # only the reply's call, not later ones
-        return await chat(self, *args, **kwargs)
+        return await request(self, *args, **kwargs)
 
-    ollama.AsyncClient.chat = watched  # type: ignore[method-assign]
+    ollama.AsyncClient._request = watched  # type: ignore[method-assign]
 
 
 # -- the servers (child process) -------------------------------------------------------

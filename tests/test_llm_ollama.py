@@ -447,3 +447,65 @@ async def test_the_fake_ollama_stops_by_itself_after_its_lifetime() -> None:
         else:
             raise AssertionError("the fake Ollama was still answering")
     await fake.stop()
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        ask(),
+        ChatRequest(
+            messages=[
+                ChatMessage("system", "You are Sage."),
+                ChatMessage("user", "hello"),
+                ChatMessage("assistant", ""),  # an empty field is left out, as the client does
+                ChatMessage("user", "and you?"),
+            ],
+            options={"temperature": 0.2, "stop": ["\n\n"], "num_ctx": 8192},
+        ),
+        ask(format={"type": "object", "properties": {"x": {"type": "integer"}}}),
+        ask(format="json"),
+    ],
+)
+async def test_a_streamed_chat_sends_the_body_the_client_s_chat_would(
+    fake: FakeOllama, request_: ChatRequest
+) -> None:
+    """The streamed reply's request body is built without the client's per-message
+    validation; it must be the very body ``AsyncClient.chat`` sends."""
+    async with OllamaBackend(fast_settings(fake.url, keep_alive="10m")) as llm:
+        await collect(llm, request_, [])
+        ours = fake.requests_to("/api/chat")[-1].json
+        kwargs = llm._chat_kwargs(request_, stream=True)
+        async for _ in await llm.client().chat(**kwargs):
+            pass
+        theirs = fake.requests_to("/api/chat")[-1].json
+    assert ours == theirs
+    assert ours["messages"][0]["content"] == request_.messages[0].content
+
+
+async def test_a_client_without_the_request_method_chats_through_its_chat(
+    fake: FakeOllama, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ollama
+
+    from personae.core.llm import ollama as backend_module
+
+    chats: list[dict[str, Any]] = []
+
+    class OlderClient(ollama.AsyncClient):
+        """A client whose internal request method looks unlike today's."""
+
+        async def _request(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+            return await super()._request(*args, **kwargs)
+
+        async def chat(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+            chats.append(kwargs)
+            return await super().chat(*args, **kwargs)
+
+    monkeypatch.setattr(backend_module, "AsyncClient", OlderClient)
+    async with OllamaBackend(fast_settings(fake.url)) as llm:
+        chunks: list[str] = []
+        await collect(llm, ask(), chunks)
+    assert "".join(chunks)
+    assert len(chats) == 1
+    sent = fake.requests_to("/api/chat")[-1].json
+    assert sent["messages"] == [{"role": "user", "content": "hello there"}]

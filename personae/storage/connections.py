@@ -23,8 +23,9 @@ after a crash, a connection in exclusive locking mode).
 The one write every turn makes (its two messages, one INSERT) is the same kind
 of work, and a trip through Tortoise's thread cost the event loop about 0.4 ms
 of CPU a turn at 8 turns at once, and the turn its wait. :func:`write_now`
-makes it on the calling thread, on a connection that never waits either (busy
-timeout 0), and only while Tortoise's connection is idle in this process: every
+makes it on the calling thread, on the quick reads' connection (busy timeout 0;
+a connection that sees another's commit starts its next read with an empty page
+cache, one that wrote itself does not), and only while Tortoise's connection is idle in this process: every
 write of the process still happens one at a time, and no transaction of
 Tortoise's (a read, then a write) finds the database changed under it. That
 connection never checkpoints on its own (a checkpoint copies pages for
@@ -81,7 +82,6 @@ class SqliteReadPool:
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="personae-read")
         self._local = threading.local()
         self._quick_local = threading.local()
-        self._writer_local = threading.local()
         self._writes = 0
         self._checkpoints: set[asyncio.Task[None]] = set()
         self._opened: list[sqlite3.Connection] = []
@@ -103,9 +103,20 @@ class SqliteReadPool:
         return connection
 
     def _quick_connection(self) -> _QuickConnection:
+        """This thread's connection for :meth:`fetch_now` and :meth:`write_now`:
+        one for both, since a connection that sees only its own writes keeps its
+        page cache from one statement to the next, while one that sees another
+        connection's commit starts its next read with an empty cache (a turn's
+        check of the history after the last turn's write cost three times as much)."""
         quick: _QuickConnection | None = getattr(self._quick_local, "connection", None)
         if quick is None:
-            quick = self._quick_local.connection = _QuickConnection(self._open(0))
+            connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            for pragma in ("busy_timeout = 0", "foreign_keys = ON", "wal_autocheckpoint = 0"):
+                connection.execute(f"PRAGMA {pragma}")
+            connection.execute(f"PRAGMA synchronous = {self.synchronous}")
+            with self._lock:
+                self._opened.append(connection)
+            quick = self._quick_local.connection = _QuickConnection(connection)
         return quick
 
     async def fetch_quick(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
@@ -125,18 +136,6 @@ class SqliteReadPool:
         log.debug("%s: %s", sql, params)
         return rows
 
-    def _writer(self) -> sqlite3.Connection:
-        writer: sqlite3.Connection | None = getattr(self._writer_local, "connection", None)
-        if writer is None:
-            writer = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            for pragma in ("busy_timeout = 0", "foreign_keys = ON", "wal_autocheckpoint = 0"):
-                writer.execute(f"PRAGMA {pragma}")
-            writer.execute(f"PRAGMA synchronous = {self.synchronous}")
-            with self._lock:
-                self._opened.append(writer)
-            self._writer_local.connection = writer
-        return writer
-
     def write_now(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
         """Run one write statement (autocommit) on this thread and return its rows
         (``RETURNING``); None when it must go through Tortoise instead: Tortoise's
@@ -153,10 +152,10 @@ class SqliteReadPool:
         if not isinstance(lock, asyncio.Lock) or lock.locked():
             return None  # a statement or transaction of Tortoise's is under way
         try:
-            rows = self._writer().execute(sql, tuple(params)).fetchall()
+            rows = self._quick_connection().fetch(sql, tuple(params))
         except sqlite3.IntegrityError as exc:
             raise IntegrityError(str(exc)) from exc
-        except sqlite3.OperationalError as exc:  # locked by another process
+        except sqlite3.OperationalError as exc:  # locked by another process (or too long)
             log.debug("write moved to Tortoise's connection (%s)", exc)
             return None
         log.debug("%s: %s", sql, params)

@@ -9,6 +9,8 @@ stream is retried only before its first chunk arrived.
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import json
 import logging
 import re
@@ -50,6 +52,43 @@ while pulling a model."""
 
 MAX_BACKOFF_SECONDS = 30.0
 _MODEL_MISSING = re.compile(r"model\b.*\bnot found", re.IGNORECASE)
+
+
+def chat_body(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The JSON body ``AsyncClient.chat(**kwargs)`` sends, that is
+    ``ChatRequest(...).model_dump(exclude_none=True)``, built without validating
+    every message into a pydantic model first: a turn sends its whole recent
+    conversation, and that cost about 4 µs a message on the way to the first
+    token. ``tests/test_llm_ollama.py`` holds the two to the same body."""
+    body: dict[str, Any] = {"model": kwargs["model"], "stream": kwargs["stream"]}
+    for key in ("options", "keep_alive", "format"):
+        if kwargs.get(key) is not None:
+            body[key] = kwargs[key]
+    # like the client's _copy_messages, which leaves out empty fields
+    body["messages"] = [{k: v for k, v in m.items() if v} for m in kwargs["messages"]]
+    body["tools"] = []
+    return body
+
+
+@functools.cache
+def _request_method(client_type: type) -> bool:
+    """Whether ``client_type`` has the ``_request(cls, method, path, *, json,
+    stream)`` that ``AsyncClient.chat`` sends its request through (ollama 0.4
+    to this day)."""
+    method = getattr(client_type, "_request", None)
+    try:
+        parameters = inspect.signature(method).parameters if method is not None else {}
+    except (TypeError, ValueError):
+        return False
+    return "cls" in parameters and "stream" in parameters
+
+
+def _streaming_request(client: AsyncClient) -> Callable[..., Awaitable[Any]] | None:
+    """The client's own request method for a streamed chat with a body built by
+    :func:`chat_body`; None on a client without one (then ``chat`` is used)."""
+    if not _request_method(type(client)):
+        return None
+    return cast(Callable[..., Awaitable[Any]], client._request)
 
 
 def normalize_model_name(name: str) -> str:
@@ -154,8 +193,17 @@ class OllamaBackend:
         kwargs = self._chat_kwargs(request, stream=True)
         model: str = kwargs["model"]
 
+        request_stream = _streaming_request(client)
+
         async def open_stream() -> tuple[AsyncGenerator[ChatResponse, None], ChatResponse | None]:
-            parts = cast(AsyncGenerator[ChatResponse, None], await client.chat(**kwargs))
+            if request_stream is not None:
+                body = chat_body(kwargs)
+                sent = await request_stream(
+                    ChatResponse, "POST", "/api/chat", json=body, stream=True
+                )
+            else:
+                sent = await client.chat(**kwargs)
+            parts = cast(AsyncGenerator[ChatResponse, None], sent)
             return parts, await anext(parts, None)  # connects here
 
         parts, part = await self._call(open_stream, model=model)
