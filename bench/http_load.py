@@ -4,12 +4,15 @@ Ollama reply through the same ``ollama`` client, measured in the same run.
 
     python bench/http_load.py [--requests 400] [--concurrency 50] [--chunks 20]
 
-Two phases, each printing requests/s and the p50/p99 time to the first event for
-both, and the overhead personae adds (targets: >= 0.5x the bare throughput,
-first-event overhead p99 <= 10 ms). Each round starts its ``concurrency`` chats in
-the same instant; that burst is most of the slowest 1%, so the p99 is also shown
-for the chats after it ("after the start"), which arrive as others end, the way
-load looks once it is running. Both servers also report how long a request
+Three phases, each printing requests/s and the p50/p99 time to the first event
+for each server, and the overhead personae adds (targets: >= 0.5x the bare
+throughput, first-event overhead p99 <= 10 ms). In the first two, each round
+starts its ``concurrency`` chats in the same instant; that burst is most of the
+slowest 1%, so the p99 is also shown for the chats after it ("after the start"),
+which arrive as others end. With streamed replies of one length, though, the
+chats of a burst also end together, so the next ones arrive as a burst too, and
+every first event waits for the work of up to ``concurrency`` requests that
+arrived with it. Both servers also report how long a request
 ran in the server before it called the model ("in server before model"): what
 personae does first (authenticate, find the persona and the history, gather the
 plugins' prompt sections), against the bare handler's reading of the body.
@@ -17,7 +20,12 @@ plugins' prompt sections), against the bare handler's reading of the body.
 - saturated: the fake model answers instantly, so the servers are CPU-bound and
   requests/s is their capacity (time to first event is then mostly queueing);
 - streaming: the fake model streams like a real one (a chunk every 50 ms), so
-  the servers are not saturated and time to first event shows the real overhead.
+  the servers are not saturated; time to first event is the overhead of a
+  request plus its wait behind the others of its burst;
+- streaming, spread: the same, with each round's first chats starting evenly
+  over one reply's length, so that ``concurrency`` chats are in flight but
+  arrive one by one, as users' messages do: time to first event is the
+  overhead of a request with the others' streams running beside it.
 
 Two bare handlers run beside personae: one with the ``ollama`` client as it comes
 (httpx's own transport; the baseline the targets name), one with the same client
@@ -247,8 +255,15 @@ async def one_chat(
 
 
 async def load(
-    name: str, url: str, headers: dict[str, str], requests: int, concurrency: int
+    name: str,
+    url: str,
+    headers: dict[str, str],
+    requests: int,
+    concurrency: int,
+    spread: float = 0.0,
 ) -> Result:
+    """``requests`` chats, ``concurrency`` at a time. The first ``concurrency``
+    start together, or with ``spread`` evenly over that many seconds."""
     connector = aiohttp.TCPConnector(limit=concurrency)
     timings: list[float] = []
     steady: list[float] = []
@@ -262,6 +277,7 @@ async def load(
         async def worker(n: int) -> None:
             nonlocal errors
             body = {"message": "hello there", "stream": True, "conversation": f"bench-{n}"}
+            await asyncio.sleep(spread * n / concurrency)
             while not queue.empty():
                 index = queue.get_nowait()
                 try:
@@ -305,15 +321,24 @@ async def run(
     warm = max(args.concurrency, args.requests // 10)
     for url, headers in targets.values():
         await load("warm-up", url, headers, warm, args.concurrency)
+    reply_seconds = args.chunks * args.chunk_delay
     phases = [
-        ("saturated: the fake model answers at once", 0.0, args.requests),
+        ("saturated: the fake model answers at once", 0.0, args.requests, 0.0),
         (
             f"streaming: the fake model sends a chunk every {args.chunk_delay * 1000:g} ms",
             args.chunk_delay,
             args.paced_requests,
+            0.0,
+        ),
+        (
+            f"streaming, spread: as above, the first {args.concurrency} chats starting "
+            f"evenly over one reply's length ({reply_seconds:g} s)",
+            args.chunk_delay,
+            args.paced_requests,
+            reply_seconds,
         ),
     ]
-    for title, delay, requests in phases:
+    for title, delay, requests, spread in phases:
         fake.send(str(delay))
         fake.recv()
         pipe.send("timings")
@@ -323,9 +348,9 @@ async def run(
             shift = number % len(SIDES)
             for side in SIDES[shift:] + SIDES[:shift]:
                 url, headers = targets[side]
-                results.append(await load(side, url, headers, requests, args.concurrency))
+                results.append(await load(side, url, headers, requests, args.concurrency, spread))
         pipe.send("timings")
-        report(title, args, requests, results, pipe.recv())
+        report(title, args, requests, results, pipe.recv(), spread)
 
 
 def merge(name: str, results: list[Result]) -> Result:
@@ -350,6 +375,7 @@ def report(
     requests: int,
     results: list[Result],
     before_model: dict[str, list[float]],
+    spread: float,
 ) -> None:
     merged = {side: merge(side, results) for side in SIDES}
     personae = merged["personae"]
@@ -389,10 +415,16 @@ def report(
             f"({'PASS' if overhead99 <= 10 else 'FAIL'}, target p99 <= 10 ms)"
         )
         print(f"  after the start: p99 {steady99:+.2f} ms")
-    print(
-        f"(each round's first {args.concurrency} chats start in the same instant; "
-        "the rest arrive as others end)"
-    )
+    if spread:
+        print(
+            f"(each round's first {args.concurrency} chats start {spread:g} s apart in all; "
+            "the rest arrive as others end, so arrivals stay spread)"
+        )
+    else:
+        print(
+            f"(each round's first {args.concurrency} chats start in the same instant; "
+            "the rest arrive as others end)"
+        )
 
 
 def main() -> None:
