@@ -25,11 +25,11 @@ of work, and a trip through Tortoise's thread cost the event loop about 0.4 ms
 of CPU a turn at 8 turns at once, and the turn its wait. :func:`write_now`
 makes it on the calling thread, on the quick reads' connection (busy timeout 0;
 a connection that sees another's commit starts its next read with an empty page
-cache, one that wrote itself does not), and only while Tortoise's connection is idle in this process: every
-write of the process still happens one at a time, and no transaction of
-Tortoise's (a read, then a write) finds the database changed under it. That
-connection never checkpoints on its own (a checkpoint copies pages for
-milliseconds); every :data:`CHECKPOINT_EVERY` writes a passive checkpoint runs
+cache, one that wrote itself does not), and only while Tortoise's connection is
+idle in this process: every write of the process still happens one at a time,
+and no transaction of Tortoise's (a read, then a write) finds the database
+changed under it. That connection never checkpoints on its own (a checkpoint
+copies pages for milliseconds); every :data:`CHECKPOINT_EVERY` writes a passive checkpoint runs
 on Tortoise's thread instead. With ``synchronous`` above NORMAL a commit waits
 for the disk, so the write goes through Tortoise as before.
 """
