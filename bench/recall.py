@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import hashlib
 import itertools
 import logging
@@ -359,6 +360,11 @@ async def run(args: argparse.Namespace) -> None:
         db = Database(f"sqlite://{path}")
         await db.connect()
         raw = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        # As `personae serve` does once started (freeze_startup_objects): what is
+        # built by now (modules, the lookups to time) is left out of the garbage
+        # collector's full collections, which otherwise walk it every few seconds.
+        gc.collect()
+        gc.freeze()
         results: dict[str, dict[str, list[int]]] = {}
         try:
             store = MemoryStore()
