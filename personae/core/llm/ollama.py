@@ -73,8 +73,8 @@ def chat_body(kwargs: dict[str, Any]) -> dict[str, Any]:
 @functools.cache
 def _request_method(client_type: type) -> bool:
     """Whether ``client_type`` has the ``_request(cls, method, path, *, json,
-    stream)`` that ``AsyncClient.chat`` sends its request through (ollama 0.4
-    to this day)."""
+    stream)`` that ``AsyncClient.chat`` sends its request through (as in the
+    ollama 0.6 releases this project requires)."""
     method = getattr(client_type, "_request", None)
     try:
         parameters = inspect.signature(method).parameters if method is not None else {}
