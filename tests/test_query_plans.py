@@ -62,3 +62,33 @@ async def test_a_turns_reads_seek_through_indexes(
     assert any("messages" in sql and "c.key" in sql for sql in reads)  # the listing
     for sql, params in statements:
         assert scans(db, str(sql), params) == [], sql
+
+
+async def test_recall_reads_its_candidates_from_one_index_on_sqlite(
+    tmp_path: Path, fake_ollama: FakeOllama
+) -> None:
+    """A cold recall reads a user's items from the covering index (migration
+    0006), in the order it wants them: no table page, no sort."""
+    from personae.storage.recall import ROW_COLUMNS, _where
+
+    db = tmp_path / "recall.db"
+    runtime = Runtime(
+        make_settings(tmp_path, fake_ollama, f"sqlite://{db}"), load_entry_points=False
+    )
+    await runtime.start()
+    try:
+        ann = await runtime.users.resolve("cli", "ann", "Ann")
+        for text in ("Keeps bees", "Likes green tea", "Runs on Sundays"):
+            await runtime.memory.add(Scope("sage", ann), text)
+            await runtime.memory.add(Scope("pip", ann), text)
+    finally:
+        await runtime.stop()
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("ANALYZE")
+        for personas in (["sage"], ["pip", "sage"]):
+            sql = f"SELECT {', '.join(ROW_COLUMNS)} {_where(len(personas))}"
+            plan = conn.execute(f"EXPLAIN QUERY PLAN {sql}", [ann, *personas, 200]).fetchall()
+            details = [detail for *_, detail in plan]
+            assert any("COVERING INDEX idx_memory_items_recall" in d for d in details), details
+            if len(personas) == 1:
+                assert not any("TEMP B-TREE" in d for d in details), details
