@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import builtins
 import logging
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from personae.core.cache import keep_recent
+from personae.core.cache import PerObject
 from personae.core.cards import PersonaCard, card_to_dict, load_card, parse_card_json
 from personae.core.errors import CardError, PersonaNotFound
 from personae.core.types import Scope
-from personae.storage.personas import PersonaStore
+from personae.storage.personas import PersonaStore, StoredCard
 
 log = logging.getLogger("personae.personas")
 
@@ -45,9 +44,8 @@ class PersonaRegistry:
     def __init__(self, store: PersonaStore) -> None:
         self.store = store
         self._system: dict[str, PersonaEntry] = {}
-        self._listed: OrderedDict[int | None, tuple[object, int, tuple[PersonaEntry, ...]]]
-        self._listed = OrderedDict()
-        """Each recent viewer's :meth:`list`, with the stored list it was made from
+        self._listed: PerObject[tuple[PersonaEntry, ...]] = PerObject(4096)
+        """The listings of recent viewers, by the stored list each was made from
         and the count of system personas added when it was made."""
         self._added = 0
 
@@ -97,10 +95,9 @@ class PersonaRegistry:
         The cards are parsed again only when the stored ones change (every turn of
         a persona in a sharing group lists them)."""
         stored = await self.store.visible(viewer)
-        kept = self._listed.get(viewer)
-        if kept is not None and kept[0] is stored and kept[1] == self._added:
-            self._listed.move_to_end(viewer)
-            return list(kept[2])
+        return list(self._listed.get(stored, lambda: self._entries(stored), extra=self._added))
+
+    def _entries(self, stored: builtins.list[StoredCard]) -> tuple[PersonaEntry, ...]:
         entries = dict(self._system)
         for document, owner_id, shared in stored:
             try:
@@ -109,9 +106,7 @@ class PersonaRegistry:
                 log.warning("stored persona is unreadable: %s", exc)
                 continue
             entries[card.id] = PersonaEntry(card, "database", owner_id, shared)
-        listed = sorted(entries.values(), key=lambda e: (not e.is_system, e.id))
-        keep_recent(self._listed, viewer, (stored, self._added, tuple(listed)), 4096)
-        return listed
+        return tuple(sorted(entries.values(), key=lambda e: (not e.is_system, e.id)))
 
     async def save(self, card: PersonaCard, *, owner_id: int | None, shared: bool = False) -> None:
         """Store a persona (import or custom). A system id cannot be taken by a user,

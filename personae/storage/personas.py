@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from personae.core.cache import RefreshingCache
@@ -12,11 +11,6 @@ from personae.storage.models import Persona
 IDS_TTL_SECONDS = 30.0
 
 StoredCard = tuple[dict[str, Any], int | None, bool]
-
-
-def _document(card: Any) -> dict[str, Any]:
-    """A stored card as a dict (SQLite hands JSON columns back as text)."""
-    return dict(json.loads(card)) if isinstance(card, str | bytes) else dict(card)
 
 
 class PersonaStore:
@@ -75,8 +69,9 @@ class PersonaStore:
             f"{mine} ORDER BY id",
             [True, viewer] if viewer is not None else [True],
         )
+        json_column = connections.json_column
         return [
-            (_document(card), None if owner is None else int(owner), bool(shared))
+            (dict(json_column(card)), None if owner is None else int(owner), bool(shared))
             for card, owner, shared in rows
         ]
 

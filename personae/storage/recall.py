@@ -27,7 +27,6 @@ sharing PostgreSQL each stay correct, since each checks the stored version.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections import Counter, OrderedDict
@@ -74,14 +73,16 @@ def cosine(a: Sequence[float] | None, b: Sequence[float] | None) -> float:
     return dot / norm if norm else 0.0
 
 
+_fromisoformat = datetime.fromisoformat
+
+
 def parse_timestamp(value: Any) -> datetime | None:
-    """A stored timestamp as an aware datetime (SQLite hands back ISO strings)."""
-    if value is None or isinstance(value, datetime):
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
-    parsed = datetime.fromisoformat(str(value))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    """A stored timestamp as an aware datetime (SQLite hands back ISO strings;
+    a naive one means UTC). Recall parses one per candidate row."""
+    if value is None:
+        return None
+    stamp = value if isinstance(value, datetime) else _fromisoformat(str(value))
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
 
 
 ROW_COLUMNS = (
@@ -187,23 +188,14 @@ async def current_rows(user_id: int, personas: Sequence[str], limit: int) -> Can
 
 
 def decode_sources(value: Any) -> list[int]:
-    """A stored ``source_message_ids`` (a JSON string on SQLite) as a list."""
-    if isinstance(value, str):
-        return [] if value == "[]" else list(json.loads(value))
-    return list(value or [])
-
-
-_fromisoformat = datetime.fromisoformat
+    """A stored ``source_message_ids`` as a list."""
+    return [] if value == "[]" else list(connections.json_column(value) or [])
 
 
 def _epoch(value: Any) -> float | None:
-    """A stored timestamp (an ISO string on SQLite, naive meaning UTC) as seconds
-    since the epoch: :func:`parse_timestamp`, written for speed."""
-    if value.__class__ is str:
-        value = _fromisoformat(value)
-    elif value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    """A stored timestamp as seconds since the epoch."""
+    stamp = parse_timestamp(value)
+    return None if stamp is None else stamp.timestamp()
 
 
 def to_record(row: Row) -> MemoryRecord:
@@ -251,7 +243,7 @@ async def candidate_rows(
     where = _where(len(personas))
     if with_embedding:  # embeddings change without moving updated_at: read them fresh
         rows = await connections.fetch(f"SELECT {_COLUMNS}, embedding {where}", params)
-        return [(*row[:-1], _embedding(row[-1])) for row in rows]
+        return [(*row[:-1], connections.json_column(row[-1])) for row in rows]
     if not known:
         return await connections.fetch(f"SELECT {_COLUMNS} {where}", params)
     keys = await connections.fetch(f"SELECT id, persona_id, updated_at {where}", params)
@@ -270,11 +262,6 @@ async def candidate_rows(
         found = [kept.get(key) for key in keys]
     # None: a row changed between the two reads (it has another key); left out this turn
     return [row for row in found if row is not None]
-
-
-def _embedding(value: Any) -> list[float] | None:
-    """A stored embedding (a JSON string on SQLite) as a list."""
-    return json.loads(value) if isinstance(value, str) else value
 
 
 RECENCY_DAYS = 30.0
@@ -337,7 +324,7 @@ class Candidates:
                 else:
                     postings.append(index)
         self._by_word = by_word
-        self._costs = [(len(text) + 3) // 4 or 1 for text in texts]  # estimate_tokens
+        self._costs = [estimate_tokens(text) for text in texts]
         stamps = self._stamps = [_epoch(row[_UPDATED]) for row in rows]
         t0 = self._t0 = max((ts for ts in stamps if ts is not None), default=0.0)
         # base = d * slope + offset (rows never updated: recency 1, no slope)
