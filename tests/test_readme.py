@@ -32,9 +32,10 @@ def _pins() -> dict[str, str]:
 def test_the_readme_has_exactly_two_setup_commands_both_in_a_fresh_virtualenv() -> None:
     commands = _setup_commands()
     assert len(commands) == 2
+    fresh_and_pinned = "python3 -m venv .venv && .venv/bin/pip install -c constraints.txt"
     for command in commands:
         assert "\n" not in command
-        assert command.startswith("python3 -m venv .venv && .venv/bin/pip install -c constraints.txt")
+        assert command.startswith(fresh_and_pinned)
     assert commands[0].endswith("personae serve")
     assert "pytest" in commands[1]
 
@@ -54,5 +55,6 @@ def test_constraints_pin_every_declared_dependency_within_its_range() -> None:
         name = canonicalize_name(requirement.name)
         assert name in pins, f"{requirement.name} is not pinned in constraints.txt: run .ci/lock"
         assert requirement.specifier.contains(pins[name], prereleases=True), (
-            f"constraints.txt pins {requirement.name}=={pins[name]}, outside {requirement.specifier}"
+            f"constraints.txt pins {requirement.name}=={pins[name]}, "
+            f"outside {requirement.specifier}"
         )
