@@ -14,7 +14,10 @@ Use it in tests instead of Discord::
         created = await fake.wait_for_request("POST", r"/channels/\\d+/messages")
 
 Every REST call is recorded in :attr:`FakeDiscord.requests`; failures can be
-injected with :meth:`FakeDiscord.fail_next` (403, 429 with ``retry_after``, 5xx);
+injected with :meth:`FakeDiscord.fail_next` (403, 429 with ``retry_after``, 5xx,
+or :data:`RESET`, a connection broken without an answer). Message bodies Discord
+refuses are refused here too, with its 400 (content over 2000 characters, webhook
+usernames containing "discord" or "clyde": :mod:`personae.testing.discord_rules`).
 :meth:`FakeDiscord.drop_connections` aborts the gateway sockets, and events sent
 while a session is disconnected are replayed when the client RESUMEs. The server
 listens on 127.0.0.1 only and stops by itself after ``lifetime`` seconds.
@@ -36,10 +39,14 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from personae.testing.discord_rules import message_errors
 from personae.testing.loopback import LoopbackServer
 
 DISPATCH, HEARTBEAT, IDENTIFY, RESUME, RECONNECT = 0, 1, 2, 6, 7
 INVALID_SESSION, HELLO, HEARTBEAT_ACK = 9, 10, 11
+
+RESET = 0
+"""A "status" for :meth:`FakeDiscord.fail_next`: drop the connection unanswered."""
 
 VIEW_CHANNEL = 1 << 10
 SEND_MESSAGES = 1 << 11
@@ -477,7 +484,8 @@ class FakeDiscord(LoopbackServer):
         code: int | None = None,
     ) -> None:
         """Answer the next request matching ``method`` and the ``path`` regex with an
-        error: 403 (Missing Permissions), 429 (rate limited, ``retry_after``), 5xx."""
+        error: 403 (Missing Permissions), 429 (rate limited, ``retry_after``), 5xx,
+        or :data:`RESET` to break the connection without answering."""
         default = {403: 50013, 404: 10003, 429: 0}.get(status, 0)
         self._failures.append(
             _Failure(method, re.compile(path), status, retry_after, code or default)
@@ -650,11 +658,35 @@ class FakeDiscord(LoopbackServer):
         self.requests.append(recorded)
         try:
             failure = self._take_failure(request.method, path)
+            if failure is not None and failure.status == RESET:
+                # The connection breaks with no answer, as a reset or a dropped
+                # proxy does; discord.py lets aiohttp's error through raw.
+                assert request.transport is not None
+                request.transport.abort()
+                raise ConnectionResetError("reset by the fake")
             if failure is not None:
                 return self._error(failure.status, failure.code, retry_after=failure.retry_after)
+            refused = self._refusal(request.method, path, body)
+            if refused is not None:
+                return _json(refused, status=400)
             return await self._route(request.method, path, recorded)
         finally:
             await self._notify()
+
+    @staticmethod
+    def _refusal(method: str, path: str, body: Any) -> dict[str, Any] | None:
+        """The 400 Discord gives a message it will not take (too long, a webhook
+        name it forbids), for the routes that create or edit messages."""
+        if method not in ("POST", "PATCH") or not isinstance(body, dict):
+            return None
+        parts = path.strip("/").split("/")
+        if parts[0] == "channels" and "messages" in parts:
+            return message_errors(body)
+        if parts[0] == "webhooks" and len(parts) == 3 and method == "POST":
+            return message_errors(body, webhook=True)
+        if parts[0] == "webhooks" and "messages" in parts:
+            return message_errors(body)
+        return None
 
     def _take_failure(self, method: str, path: str) -> _Failure | None:
         for failure in self._failures:
@@ -755,6 +787,9 @@ class FakeDiscord(LoopbackServer):
                 return await self._execute_webhook(webhook_id, token, body, req.query)
             case ("PATCH", ["webhooks", webhook_id, token, "messages", message_id]):
                 return self._edit(self._resolve_original(token, message_id), body)
+            case ("DELETE", ["webhooks", webhook_id, token, "messages", message_id]):
+                self.messages.pop(int(self._resolve_original(token, message_id)), None)
+                return web.Response(status=204)
             case ("GET", ["webhooks", webhook_id, token, "messages", message_id]):
                 found = self.messages.get(int(self._resolve_original(token, message_id)))
                 return _json(found) if found else self._error(404, 10008)

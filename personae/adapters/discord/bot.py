@@ -23,6 +23,7 @@ from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 from personae.adapters.discord.commands import SlashCommands
+from personae.adapters.discord.delivery import DELIVERY_ERRORS, within
 from personae.adapters.discord.events import (
     PLATFORM,
     addressed_persona,
@@ -127,7 +128,7 @@ class PersonaeBot(discord.AutoShardedClient):
             self._synced = True
             try:
                 await self.slash.sync()
-            except discord.HTTPException as exc:
+            except DELIVERY_ERRORS as exc:
                 log.error("registering slash commands failed: %s", exc)
 
     async def close(self) -> None:
@@ -197,7 +198,7 @@ class PersonaeBot(discord.AutoShardedClient):
     async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
         try:
             await self.slash.handle(interaction)
-        except discord.HTTPException as exc:
+        except DELIVERY_ERRORS as exc:
             log.error("answering interaction %s failed: %s", interaction.id, exc)
 
     async def answer(self, message: discord.Message, persona_id: str) -> None:
@@ -210,7 +211,7 @@ class PersonaeBot(discord.AutoShardedClient):
         user_id = await self.runtime.users.resolve(PLATFORM, str(author.id), author.display_name)
         card = await self.card(persona_id, viewer=user_id)
         if card is None:
-            with contextlib.suppress(discord.HTTPException):
+            with contextlib.suppress(*DELIVERY_ERRORS):
                 await message.channel.send(
                     f"The persona `{persona_id}` is not available. Try /persona list.",
                     allowed_mentions=NO_MENTIONS,
@@ -222,6 +223,7 @@ class PersonaeBot(discord.AutoShardedClient):
             Speaker.of(card, self.discord_settings),
             self.throttle,
             limit=self.discord_settings.max_message_chars,
+            timeout=self.discord_settings.delivery_timeout_seconds,
         )
         await writer.start()
         stream = self.runtime.stream(make_turn(message, user_id, card.id, text))
@@ -237,6 +239,9 @@ class PersonaeBot(discord.AutoShardedClient):
             log.exception("turn for %s in channel %s failed", persona_id, message.channel.id)
             await writer.feed("\n\n⚠️ Something went wrong; please try again.")
         finally:
+            # However the loop ended, the runtime's turn ends here too: an abandoned
+            # stream must release its conversation.
+            await stream.aclose()
             delivered = await writer.finish()
             if spoken is not None:
                 await spoken.finish(stream.reply is not None)
@@ -277,8 +282,11 @@ class PersonaeBot(discord.AutoShardedClient):
         async with self._channel(channel_id):
             try:
                 for part in split_message(text, budget):
-                    await self.outbox.send(channel, speaker, part, mention=mention)
-            except discord.HTTPException as exc:
+                    await within(
+                        self.discord_settings.delivery_timeout_seconds,
+                        self.outbox.send(channel, speaker, part, mention=mention),
+                    )
+            except DELIVERY_ERRORS as exc:
                 log.warning("could not deliver follow-up %s: %s", proactive.id, exc)
                 return False
         return True

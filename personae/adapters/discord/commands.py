@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from personae.adapters.discord.delivery import DELIVERY_ERRORS
 from personae.adapters.discord.events import PLATFORM
 from personae.adapters.discord.splitting import split_message
 from personae.adapters.discord.voice import command_payload as voice_payload
@@ -303,7 +304,7 @@ class SlashCommands:
         try:
             dm = await interaction.user.create_dm()
             await dm.send(result.text[:2000], file=discord.File(io.BytesIO(content), filename))
-        except discord.HTTPException as exc:
+        except DELIVERY_ERRORS as exc:
             log.info("cannot DM user %s (%s); attaching here", interaction.user.id, exc)
             await interaction.followup.send(
                 result.text[:2000], file=discord.File(io.BytesIO(content), filename), ephemeral=True

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from personae.adapters.discord.delivery import DELIVERY_ERRORS, webhook_username
 from personae.core.cards import PersonaCard
 
 if TYPE_CHECKING:
@@ -38,9 +39,7 @@ class Speaker:
             url = avatar
         elif avatar and settings.public_base_url:
             url = f"{settings.public_base_url.rstrip('/')}/api/personas/{card.id}/avatar"
-        # Discord refuses webhook names containing "discord" or "clyde".
-        name = card.name.replace("discord", "d1scord").replace("Discord", "D1scord")
-        return cls(card.id, name.replace("clyde", "c1yde").strip()[:80] or card.id, url)
+        return cls(card.id, webhook_username(card.name) or webhook_username(card.id), url)
 
 
 @dataclass(slots=True)
@@ -106,7 +105,7 @@ class Outbox:
                 webhook = await parent.create_webhook(
                     name=self.settings.webhook_name, reason="personae: persona identities"
                 )
-        except discord.HTTPException as exc:
+        except DELIVERY_ERRORS as exc:
             log.warning("cannot use a webhook in channel %s (%s); sending plainly", parent.id, exc)
             webhook = None
         self._webhooks[parent.id] = webhook
@@ -155,6 +154,13 @@ class Outbox:
             except (discord.Forbidden, discord.NotFound) as exc:
                 log.warning("webhook of channel %s failed (%s); sending plainly", channel.id, exc)
                 self.forget_webhook(channel)
+            except discord.HTTPException as exc:
+                if exc.status != 400:
+                    raise
+                # Refused as sent (a name Discord will not show, say): this message
+                # goes out plainly; the webhook stays for the next one.
+                log.warning("webhook message refused in channel %s (%s); sending plainly",
+                            channel.id, exc)  # fmt: skip
         prefix = self.header(speaker)
         plain = await channel.send(prefix + text, allowed_mentions=allowed)
         self.remember(plain.id, speaker.persona_id)
@@ -171,3 +177,12 @@ class Outbox:
             )
         elif sent.message is not None:
             await sent.message.edit(content=sent.prefix + text, allowed_mentions=NO_MENTIONS)
+
+    async def delete(self, sent: Sent) -> None:
+        """Remove a sent message."""
+        if sent.webhook is not None:
+            await sent.webhook.delete_message(
+                sent.message_id, thread=sent.thread or discord.utils.MISSING
+            )
+        elif sent.message is not None:
+            await sent.message.delete()

@@ -31,6 +31,9 @@ class DiscordSettings(BaseModel):
     persona avatars stored by the web UI are then shown on Discord too."""
     edit_interval_seconds: float = Field(1.0, ge=0)
     """At most one edit of a streaming reply per channel in this interval."""
+    delivery_timeout_seconds: float = Field(15.0, gt=0)
+    """How long one message, edit or typing request to Discord may take before the
+    bot gives up on it (a stalled connection must not hold the channel's turn)."""
     max_message_chars: int = Field(2000, ge=100, le=2000)
     sync_commands: bool = True
     """Register the slash commands with Discord at start-up (by the process that runs

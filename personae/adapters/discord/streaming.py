@@ -4,9 +4,14 @@ which is then edited as tokens arrive — at most one edit per channel per
 limit, cut at sentence or code-block boundaries. A typing indicator runs until the
 first words are shown.
 
-Delivery never stops the stream: if Discord refuses a message, the failure is
+Delivery never stops the stream: if Discord refuses a message, or the connection
+breaks or stalls (each request has ``delivery_timeout_seconds``), the failure is
 logged, the rest of the reply is still read (so the runtime stores it whole), and
-:attr:`ReplyWriter.failed` tells the caller."""
+:attr:`ReplyWriter.failed` tells the caller. A failed edit is not a failed reply:
+the text goes out in a new message and the stale one is removed if Discord lets
+it. A send that fails on the connection (not on Discord's answer) is tried once
+more; Discord may have created the first, so that can show a message twice,
+which beats losing it."""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from typing import Any
 
 import discord
 
+from personae.adapters.discord.delivery import DELIVERY_ERRORS, within
 from personae.adapters.discord.identity import Outbox, Sent, Speaker
 from personae.adapters.discord.splitting import split_once
 
@@ -26,6 +32,7 @@ log = logging.getLogger("personae.discord.streaming")
 
 TYPING_REFRESH_SECONDS = 8.0
 """Discord shows "is typing" for about 10 seconds after each trigger."""
+TYPING_TIMEOUT_SECONDS = 10.0
 
 
 class Throttle:
@@ -61,8 +68,8 @@ class Typing:
     async def _run(self) -> None:
         while True:
             try:
-                await self.channel.typing()
-            except discord.HTTPException as exc:
+                await within(TYPING_TIMEOUT_SECONDS, self.channel.typing())
+            except DELIVERY_ERRORS as exc:
                 log.debug("typing indicator in %s failed: %s", self.channel.id, exc)
                 return
             await asyncio.sleep(TYPING_REFRESH_SECONDS)
@@ -87,6 +94,7 @@ class ReplyWriter:
         *,
         limit: int = 2000,
         mention: discord.abc.Snowflake | None = None,
+        timeout: float = 15.0,
     ) -> None:
         self.outbox = outbox
         self.channel = channel
@@ -94,6 +102,7 @@ class ReplyWriter:
         self.throttle = throttle
         self.budget = limit - len(Outbox.header(speaker))
         self.mention = mention
+        self.timeout = timeout
         self.typing = Typing(channel)
         self.sent: list[Sent] = []
         """Every message of this reply, in order."""
@@ -132,25 +141,70 @@ class ReplyWriter:
             await self._show(text)
 
     async def _show(self, text: str) -> bool:
-        try:
-            if self._current is None:
-                self._current = await self.outbox.send(
-                    self.channel, self.speaker, text, mention=self.mention
+        if self._current is not None:
+            try:
+                await within(self.timeout, self.outbox.edit(self._current, text))
+            except DELIVERY_ERRORS as exc:
+                log.warning(
+                    "editing %s's reply in channel %s failed (%s); continuing in a new message",
+                    self.speaker.persona_id,
+                    self.channel.id,
+                    _describe(exc),
                 )
-                self.sent.append(self._current)
-                await self.typing.stop()
-            else:
-                await self.outbox.edit(self._current, text)
-        except discord.HTTPException as exc:
-            log.error(
-                "could not deliver %s's reply in channel %s: %s",
-                self.speaker.persona_id,
-                self.channel.id,
-                exc,
-            )
-            self.failed = True
+                stale, self._current = self._current, None
+                if not await self._send(text):
+                    return False
+                await self._remove(stale)
+                return True
+            self._shown = text
+            self.throttle.touch(self.channel.id)
+            return True
+        return await self._send(text)
+
+    async def _send(self, text: str) -> bool:
+        for attempt in (1, 2):
+            try:
+                sent = await within(
+                    self.timeout,
+                    self.outbox.send(self.channel, self.speaker, text, mention=self.mention),
+                )
+            except discord.HTTPException as exc:
+                return await self._give_up(exc)
+            except DELIVERY_ERRORS as exc:
+                if attempt == 2:
+                    return await self._give_up(exc)
+                log.warning("sending in channel %s failed (%s); trying once more",
+                            self.channel.id, _describe(exc))  # fmt: skip
+                continue
+            self._current = sent
+            self.sent.append(sent)
             await self.typing.stop()
-            return False
-        self._shown = text
-        self.throttle.touch(self.channel.id)
-        return True
+            self._shown = text
+            self.throttle.touch(self.channel.id)
+            return True
+        return False  # not reached
+
+    async def _remove(self, stale: Sent) -> None:
+        """Best effort: the message whose edit failed shows an older part of the text."""
+        try:
+            await within(self.timeout, self.outbox.delete(stale))
+        except DELIVERY_ERRORS as exc:
+            log.info("could not remove a stale partial reply: %s", _describe(exc))
+        else:
+            if stale in self.sent:
+                self.sent.remove(stale)
+
+    async def _give_up(self, exc: BaseException) -> bool:
+        log.error(
+            "could not deliver %s's reply in channel %s: %s",
+            self.speaker.persona_id,
+            self.channel.id,
+            _describe(exc),
+        )
+        self.failed = True
+        await self.typing.stop()
+        return False
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__

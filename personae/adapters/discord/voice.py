@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import discord
 
+from personae.adapters.discord.delivery import DELIVERY_ERRORS
 from personae.adapters.discord.events import PLATFORM, conversation_key
 from personae.adapters.discord.identity import NO_MENTIONS
 from personae.core.errors import PersonaeError
@@ -308,7 +309,7 @@ class DiscordVoice:
         finally:
             await speech.aclose()
         if speech.note:
-            with contextlib.suppress(discord.HTTPException):
+            with contextlib.suppress(*DELIVERY_ERRORS):
                 await channel.send(f"🔇 {speech.note}", allowed_mentions=NO_MENTIONS)
 
     async def close(self) -> None:
