@@ -132,6 +132,9 @@ class FakeDiscord(LoopbackServer):
         self.heartbeat_interval = heartbeat_interval
         self.echo_messages = echo_messages
         """Send MESSAGE_CREATE for messages the bot creates, as Discord does."""
+        self.close_on_identify: int | None = None
+        """Close the gateway with this code when a client identifies (4004 for a bad
+        token, 4013/4014 for invalid/disallowed intents, 4010/4011 for shards)."""
         self.application_id = snowflake()
         self.bot_user = self._user_payload(self.application_id, "personae", bot=True)
         self.users: dict[int, dict[str, Any]] = {}
@@ -367,8 +370,15 @@ class FakeDiscord(LoopbackServer):
             await self._notify()
         return socket
 
-    async def _identify(self, socket: web.WebSocketResponse, data: dict[str, Any]) -> _Session:
+    async def _identify(
+        self, socket: web.WebSocketResponse, data: dict[str, Any]
+    ) -> _Session | None:
         self.identifies.append(data)
+        if self.close_on_identify is not None:
+            # As Discord does for a bad token (4004), invalid (4013) or
+            # disallowed (4014) intents, a bad shard (4010, 4011).
+            await socket.close(code=self.close_on_identify, message=b"refused by the fake")
+            return None
         shard_id, shard_count = data.get("shard") or [0, 1]
         session = _Session(shard_id, shard_count, uuid.uuid4().hex, socket=socket)
         self._sessions[shard_id] = session
@@ -408,6 +418,17 @@ class FakeDiscord(LoopbackServer):
         await self._send_dispatch(session, "RESUMED", {})
         await self._notify()
         return session
+
+    async def invalidate_sessions(self, *, resumable: bool = False) -> None:
+        """Send INVALID_SESSION (op 9) on every connected socket, as Discord does when
+        a session cannot go on; with ``resumable=False`` the sessions are forgotten,
+        so the client must IDENTIFY again."""
+        for session in list(self._sessions.values()):
+            if not resumable:
+                self._by_session_id.pop(session.session_id, None)
+            if session.socket is not None and not session.socket.closed:
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await session.socket.send_json({"op": INVALID_SESSION, "d": resumable})
 
     async def _send_dispatch(self, session: _Session, event: str, data: Any) -> None:
         session.seq += 1

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -31,6 +32,7 @@ from personae.adapters.discord.events import (
     clean_text,
     make_turn,
 )
+from personae.adapters.discord.fatal import fatal_gateway_error
 from personae.adapters.discord.identity import NO_MENTIONS, Outbox, Speaker
 from personae.adapters.discord.linking import LinkCodes
 from personae.adapters.discord.settings import DiscordSettings
@@ -324,11 +326,12 @@ class DiscordService:
     async def _connect(self, bot: PersonaeBot) -> None:
         try:
             await bot.connect(reconnect=True)
-        except discord.PrivilegedIntentsRequired:
-            raise ConfigError(
-                "Discord refused the Message Content intent: turn it on in the Developer "
-                "Portal (Bot -> Privileged Gateway Intents). See docs/discord.md."
-            ) from None
+        except (discord.PrivilegedIntentsRequired, discord.ConnectionClosed) as exc:
+            fatal = fatal_gateway_error(exc)
+            if fatal is None:
+                raise
+            log.error("the Discord bot stopped: %s", fatal)
+            raise fatal from None
 
     async def wait_until_ready(self) -> None:
         assert self.bot is not None, "start() first"
@@ -362,6 +365,30 @@ async def discord_bot(runtime: Runtime, settings: Settings) -> AsyncIterator[Dis
 
 
 async def run_discord(runtime: Runtime, settings: Settings) -> None:
-    """Run the bot with a started runtime until it is closed or cancelled."""
-    async with discord_bot(runtime, settings) as service:
-        await service.wait_closed()
+    """Run the bot with a started runtime until it fails, is cancelled, or the
+    process gets SIGTERM or SIGINT (``docker stop``, systemd, Ctrl-C): then replies
+    in flight finish (``shutdown_grace_seconds``) before the bot closes, and the
+    caller's runtime drains background work as it stops."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for number in signals:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(number, stop.set)
+    try:
+        async with discord_bot(runtime, settings) as service:
+            closed = asyncio.ensure_future(service.wait_closed())
+            stopping = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait({closed, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+            if closed.done():
+                closed.result()  # re-raise why the bot stopped
+            else:
+                log.info("stopping: finishing replies in flight")
+                closed.cancel()
+    finally:
+        for number in signals:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(number)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -12,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from aiohttp import web
 from rich.console import Console
+from rich.markup import escape
 
 from personae.core.errors import PersonaeError
 from personae.core.settings import Settings
@@ -54,6 +56,7 @@ def register(app: typer.Typer, settings: SettingsLoader | None = None) -> None:
             from personae.adapters.discord.bot import bot_token
 
             bot_token(config)  # a missing token fails before anything starts
+            application[DISCORD_FAILURE] = []
             application.cleanup_ctx.append(_discord_context)
         application.on_startup.append(freeze_startup_objects)  # after the runtime started
         config.web.host = host or config.web.host
@@ -77,6 +80,12 @@ def register(app: typer.Typer, settings: SettingsLoader | None = None) -> None:
         except OSError as error:
             errors.print(f"[bold red]Error:[/] cannot listen: {error}", highlight=False)
             raise typer.Exit(1) from None
+        for failure in application.get(DISCORD_FAILURE, []):
+            reason = str(failure) if isinstance(failure, PersonaeError) else repr(failure)
+            errors.print(
+                f"[bold red]Error:[/] the Discord bot stopped: {escape(reason)}", highlight=False
+            )
+            raise typer.Exit(1)
 
     @users.command("create")
     def create(
@@ -124,16 +133,32 @@ def register(app: typer.Typer, settings: SettingsLoader | None = None) -> None:
         _run(go())
 
 
+DISCORD_FAILURE: web.AppKey[list[BaseException]] = web.AppKey("discord_failure", list)
+
+
 async def _discord_context(app: web.Application) -> AsyncIterator[None]:
-    """Run the Discord bot on the app's runtime for the app's lifetime."""
+    """Run the Discord bot on the app's runtime for the app's lifetime. If the bot
+    stops for good (a rejected token, a missing intent), the service stops too
+    (gracefully, as on SIGTERM) and ``serve`` exits with the reason: a web service
+    running on beside a dead bot would hide it."""
     from personae.adapters.discord.bot import DiscordService
     from personae.adapters.web.keys import RUNTIME, SETTINGS
 
     service = DiscordService(app[RUNTIME], app[SETTINGS])
     await service.start()
+
+    async def watch() -> None:
+        try:
+            await service.wait_closed()
+        except Exception as error:
+            app[DISCORD_FAILURE].append(error)
+            signal.raise_signal(signal.SIGTERM)  # run_app's handler stops gracefully
+
+    watcher = asyncio.create_task(watch(), name="discord-watch")
     try:
         yield
     finally:
+        watcher.cancel()
         await service.stop()
 
 
