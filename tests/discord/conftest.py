@@ -76,6 +76,7 @@ def discord_settings(fake: FakeDiscord, **overrides: Any) -> dict[str, Any]:
         "guild_ready_timeout": 0.05,
         "identify_delay_seconds": 0,
         "shutdown_grace_seconds": 5,
+        "user_cooldown_seconds": 0,  # tests that need it turn it on
         **overrides,
     }
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from personae.core.proactive import ProactiveMessage
 from personae.core.types import Scope
-from personae.testing.fake_discord import MANAGE_GUILD, FakeDiscord
+from personae.testing.fake_discord import MANAGE_GUILD, MODERATOR, FakeDiscord
 from tests.discord.conftest import Harness, StartBot, World, chat_reply, eventually, final_contents
 
 CALLBACK = r"/interactions/\d+/\w+/callback"
@@ -115,7 +115,7 @@ async def test_export_arrives_as_a_file_in_a_direct_message(bot: Harness, world:
 
 async def test_persona_use_switches_who_answers_in_the_channel(bot: Harness, world: World) -> None:
     interaction = await bot.fake.run_command(
-        world.channel, world.alice, "persona", {"persona": "pip"}, sub="use"
+        world.channel, world.alice, "persona", {"persona": "pip"}, sub="use", permissions=MODERATOR
     )
     assert "now answers" in await answer(bot.fake, interaction)
     bot.ollama.reply_with(chat_reply("Pip here!"))
@@ -196,7 +196,14 @@ async def test_server_admins_restrict_personas_and_commands(bot: Harness, world:
 
     refused = await answer(
         fake,
-        await fake.run_command(world.channel, world.bob, "persona", {"persona": "pip"}, sub="use"),
+        await fake.run_command(
+            world.channel,
+            world.bob,
+            "persona",
+            {"persona": "pip"},
+            sub="use",
+            permissions=MODERATOR,
+        ),
     )
     assert "No persona `pip`" in refused
     off = await answer(fake, await fake.run_command(world.channel, world.bob, "export"))

@@ -13,7 +13,7 @@ from typing import Any
 import discord
 import pytest
 
-from personae.testing.fake_discord import BASIC_PERMISSIONS, MANAGE_WEBHOOKS, FakeDiscord
+from personae.testing.fake_discord import BASIC_PERMISSIONS, MANAGE_WEBHOOKS, MODERATOR, FakeDiscord
 from tests.discord.conftest import Harness, StartBot, World, chat_reply, eventually
 
 CONNECT_AND_SPEAK = int(discord.Permissions(connect=True, speak=True).value)
@@ -125,12 +125,18 @@ async def test_after_join_replies_are_spoken_in_the_voice_channel_until_leave(
     harness.ollama.reply_with(chat_reply(["Ash and embers. ", "The mountain ", "sleeps."]))
 
     joined = await answer(
-        fake, await fake.run_command(world.channel, world.alice, "voice", sub="join")
+        fake,
+        await fake.run_command(
+            world.channel, world.alice, "voice", sub="join", permissions=MODERATOR
+        ),
     )
     await fake.send_message(world.channel, world.alice, "Tell me a story", mention_bot=True)
     await eventually(lambda: len(clients) == 1 and len(clients[0].pcm) == 2)
     left = await answer(
-        fake, await fake.run_command(world.channel, world.alice, "voice", sub="leave")
+        fake,
+        await fake.run_command(
+            world.channel, world.alice, "voice", sub="leave", permissions=MODERATOR
+        ),
     )
     await fake.send_message(world.channel, world.alice, "And another", mention_bot=True)
     await eventually(lambda: harness.bot.turns_answered == 2)
@@ -154,18 +160,31 @@ async def test_join_takes_a_named_channel_or_asks_for_one(
     fake = harness.fake
 
     nowhere = await answer(
-        fake, await fake.run_command(world.channel, world.bob, "voice", sub="join")
+        fake,
+        await fake.run_command(
+            world.channel, world.bob, "voice", sub="join", permissions=MODERATOR
+        ),
     )
     named = await answer(
         fake,
         await fake.run_command(
-            world.channel, world.bob, "voice", {"channel": lounge["id"]}, sub="join"
+            world.channel,
+            world.bob,
+            "voice",
+            {"channel": lounge["id"]},
+            sub="join",
+            permissions=MODERATOR,
         ),
     )
     text_channel = await answer(
         fake,
         await fake.run_command(
-            world.channel, world.bob, "voice", {"channel": world.channel["id"]}, sub="join"
+            world.channel,
+            world.bob,
+            "voice",
+            {"channel": world.channel["id"]},
+            sub="join",
+            permissions=MODERATOR,
         ),
     )
 
@@ -188,7 +207,9 @@ async def test_without_connect_permission_the_bot_says_so(
 
     said = await answer(
         harness.fake,
-        await harness.fake.run_command(world.channel, world.alice, "voice", sub="join"),
+        await harness.fake.run_command(
+            world.channel, world.alice, "voice", sub="join", permissions=MODERATOR
+        ),
     )
 
     assert "may not connect" in said["content"] and clients == []
@@ -226,7 +247,9 @@ async def test_a_server_can_turn_voice_off(
 
     said = await answer(
         harness.fake,
-        await harness.fake.run_command(world.channel, world.alice, "voice", sub="join"),
+        await harness.fake.run_command(
+            world.channel, world.alice, "voice", sub="join", permissions=MODERATOR
+        ),
     )
 
     assert "turned off" in said["content"] and clients == []

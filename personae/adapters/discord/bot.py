@@ -34,6 +34,7 @@ from personae.adapters.discord.events import (
 )
 from personae.adapters.discord.fatal import fatal_gateway_error
 from personae.adapters.discord.identity import NO_MENTIONS, Outbox, Speaker
+from personae.adapters.discord.limits import BUSY_NOTICE, TOO_FAST_NOTICE, TurnLimits, Verdict
 from personae.adapters.discord.linking import LinkCodes
 from personae.adapters.discord.settings import DiscordSettings
 from personae.adapters.discord.splitting import split_message
@@ -107,6 +108,7 @@ class PersonaeBot(discord.AutoShardedClient):
         self.turns_answered = 0
         self.turns_undelivered = 0
         self._channel_locks: KeyedLocks[int] = KeyedLocks()
+        self.limits = TurnLimits(ds)
         self._busy = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -148,10 +150,15 @@ class PersonaeBot(discord.AutoShardedClient):
         """One turn at a time per channel; waiting turns go in arrival order."""
         self._busy += 1
         self._idle.clear()
+        waiting = self.limits.waiting
+        waiting[channel_id] = waiting.get(channel_id, 0) + 1
         try:
             async with self._channel_locks.hold(channel_id):
                 yield
         finally:
+            waiting[channel_id] -= 1
+            if not waiting[channel_id]:
+                del waiting[channel_id]
             self._busy -= 1
             if self._busy == 0:
                 self._idle.set()
@@ -192,12 +199,29 @@ class PersonaeBot(discord.AutoShardedClient):
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot or message.webhook_id is not None:
             return
-        async with self._channel(message.channel.id):
-            persona_id = await addressed_persona(self, message)
-            if persona_id is not None:
-                await self.answer(message, persona_id)
+        channel = message.channel
+        if self.limits.ignores(message.author.id, _channel_ids(channel)):
+            return
+        persona_id = await addressed_persona(self, message)
+        if persona_id is None:
+            return
+        verdict = self.limits.admit(message.author.id, channel.id)
+        if verdict is not Verdict.ANSWER:
+            if verdict is not Verdict.IGNORE:
+                notice = TOO_FAST_NOTICE if verdict is Verdict.TOO_FAST else BUSY_NOTICE
+                with contextlib.suppress(*DELIVERY_ERRORS):
+                    await within(
+                        self.discord_settings.delivery_timeout_seconds,
+                        message.reply(notice, allowed_mentions=NO_MENTIONS),
+                    )
+            return
+        async with self._channel(channel.id):
+            await self.answer(message, persona_id)
 
     async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        channel_ids = _channel_ids(interaction.channel) if interaction.channel else ()
+        if self.limits.ignores(interaction.user.id, channel_ids):
+            return
         try:
             await self.slash.handle(interaction)
         except DELIVERY_ERRORS as exc:
@@ -292,6 +316,12 @@ class PersonaeBot(discord.AutoShardedClient):
                 log.warning("could not deliver follow-up %s: %s", proactive.id, exc)
                 return False
         return True
+
+
+def _channel_ids(channel: Any) -> tuple[int, ...]:
+    """A channel's id and, for a thread, its parent's."""
+    parent = getattr(channel, "parent_id", None)
+    return (channel.id, parent) if parent else (channel.id,)
 
 
 class DiscordService:

@@ -198,6 +198,13 @@ class SlashCommands:
         data: dict[str, Any] = dict(interaction.data or {})
         name = str(data.get("name", ""))
         sub, args = _options(interaction.data)
+        if not self._may_run(interaction, name, sub):
+            await self._say(
+                interaction,
+                f"/{name} {sub} changes this channel for everyone, so on this server it "
+                "needs the Manage Channels permission.",
+            )
+            return
         try:
             if name == "persona":
                 await self._persona(interaction, sub, args)
@@ -211,6 +218,15 @@ class SlashCommands:
                 await self._plugin_command(interaction, name, args)
         except PersonaeError as exc:
             await self._say(interaction, str(exc))
+
+    def _may_run(self, interaction: discord.Interaction[Any], name: str, sub: str | None) -> bool:
+        """Moderated commands (``moderated_commands``) need Manage Channels in a
+        server; in DMs everyone runs everything."""
+        if interaction.guild_id is None:
+            return True
+        if f"{name} {sub}".strip() not in self.bot.discord_settings.moderated_commands:
+            return True
+        return bool(interaction.permissions.manage_channels)
 
     async def _say(
         self, interaction: discord.Interaction[Any], text: str, *, ephemeral: bool = True

@@ -31,6 +31,22 @@ class DiscordSettings(BaseModel):
     persona avatars stored by the web UI are then shown on Discord too."""
     edit_interval_seconds: float = Field(1.0, ge=0)
     """At most one edit of a streaming reply per channel in this interval."""
+    moderated_commands: list[str] = Field(
+        default_factory=lambda: ["persona use", "voice join", "voice leave"]
+    )
+    """Commands that, in a server, need the Manage Channels permission (they change
+    the channel for everyone). Discord's own per-command permissions cover whole
+    commands only, so these sub-commands are checked by the bot; server admins can
+    still restrict whole commands in Server Settings -> Integrations."""
+    user_cooldown_seconds: float = Field(1.0, ge=0)
+    """A person's messages closer together than this are not answered (one notice)."""
+    max_queued_per_channel: int = Field(5, ge=1)
+    """At most this many messages wait for a channel's turn; later ones get a
+    "busy, try again" notice instead of an ever longer queue."""
+    blocked_user_ids: list[int] = Field(default_factory=list)
+    """Discord users the bot never answers (messages, commands)."""
+    ignored_channel_ids: list[int] = Field(default_factory=list)
+    """Channels (and their threads) the bot never answers in."""
     delivery_timeout_seconds: float = Field(15.0, gt=0)
     """How long one message, edit or typing request to Discord may take before the
     bot gives up on it (a stalled connection must not hold the channel's turn)."""
