@@ -17,7 +17,10 @@ Every REST call is recorded in :attr:`FakeDiscord.requests`; failures can be
 injected with :meth:`FakeDiscord.fail_next` (403, 429 with ``retry_after``, 5xx,
 or :data:`RESET`, a connection broken without an answer). Message bodies Discord
 refuses are refused here too, with its 400 (content over 2000 characters, webhook
-usernames containing "discord" or "clyde": :mod:`personae.testing.discord_rules`).
+usernames containing "discord" or "clyde": :mod:`personae.testing.discord_rules`);
+its per-route rate limits and global limit answer with ``X-RateLimit-*`` headers and
+429s (:attr:`FakeDiscord.rate_limits`); an interaction not answered within 3
+seconds is unknown (404, 10062), and one answered twice is refused (400, 40060).
 :meth:`FakeDiscord.drop_connections` aborts the gateway sockets, and events sent
 while a session is disconnected are replayed when the client RESUMEs. The server
 listens on 127.0.0.1 only and stops by itself after ``lifetime`` seconds.
@@ -39,7 +42,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from personae.testing.discord_rules import message_errors
+from personae.testing.discord_rules import INTERACTION_ACK_SECONDS, RateLimits, message_errors
 from personae.testing.loopback import LoopbackServer
 
 DISPATCH, HEARTBEAT, IDENTIFY, RESUME, RECONNECT = 0, 1, 2, 6, 7
@@ -134,6 +137,10 @@ class FakeDiscord(LoopbackServer):
         self.heartbeat_interval = heartbeat_interval
         self.echo_messages = echo_messages
         """Send MESSAGE_CREATE for messages the bot creates, as Discord does."""
+        self.rate_limits = RateLimits()
+        """Discord's per-route buckets and global limit, with its ``X-RateLimit-*``
+        headers (``rate_limits.enabled = False`` turns them off)."""
+        self._interaction_created: dict[int, float] = {}
         self.close_on_identify: int | None = None
         """Close the gateway with this code when a client identifies (4004 for a bad
         token, 4013/4014 for invalid/disallowed intents, 4010/4011 for shards)."""
@@ -623,6 +630,7 @@ class FakeDiscord(LoopbackServer):
             interaction["message"] = message
             interaction["original_message_id"] = message["id"]
         self.interactions[int(interaction["id"])] = interaction
+        self._interaction_created[int(interaction["id"])] = time.monotonic()
         await self.dispatch("INTERACTION_CREATE", interaction, guild_id=channel.get("guild_id"))
         return interaction
 
@@ -689,10 +697,15 @@ class FakeDiscord(LoopbackServer):
                 raise ConnectionResetError("reset by the fake")
             if failure is not None:
                 return self._error(failure.status, failure.code, retry_after=failure.retry_after)
+            limit_headers, limited = self.rate_limits.check(request.method, path)
+            if limited is not None:
+                return _json(limited, status=429, headers={"Via": "1.1 google", **limit_headers})
             refused = self._refusal(request.method, path, body)
             if refused is not None:
-                return _json(refused, status=400)
-            return await self._route(request.method, path, recorded)
+                return _json(refused, status=400, headers=limit_headers)
+            response = await self._route(request.method, path, recorded)
+            response.headers.update(limit_headers)
+            return response
         finally:
             await self._notify()
 
@@ -817,6 +830,15 @@ class FakeDiscord(LoopbackServer):
                 found = self.messages.get(int(self._resolve_original(token, message_id)))
                 return _json(found) if found else self._error(404, 10008)
             case ("POST", ["interactions", interaction_id, token, "callback"]):
+                created = self._interaction_created.get(int(interaction_id))
+                if created is None or time.monotonic() - created > INTERACTION_ACK_SECONDS:
+                    # Discord forgets an interaction not answered within 3 seconds.
+                    return _json({"message": "Unknown interaction", "code": 10062}, status=404)
+                if self.interactions.get(int(interaction_id), {}).get("acknowledged"):
+                    return _json(
+                        {"message": "Interaction has already been acknowledged.", "code": 40060},
+                        status=400,
+                    )
                 return _json(self._callback(interaction_id, token, body))
             case ("POST", ["users", "@me", "channels"]):
                 user = self.users.get(int(body["recipient_id"]))
@@ -939,6 +961,7 @@ class FakeDiscord(LoopbackServer):
 
     def _callback(self, interaction_id: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
         interaction = self.interactions.get(int(interaction_id), {})
+        interaction["acknowledged"] = True
         kind = int(body.get("type", 0))
         data = body.get("data") or {}
         message: dict[str, Any] | None = None

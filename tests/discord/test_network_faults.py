@@ -130,3 +130,31 @@ def test_webhook_usernames_never_contain_the_forbidden_words() -> None:
         cleaned = webhook_username(name)
         assert "discord" not in cleaned.lower() and "clyde" not in cleaned.lower()
         assert 1 <= len(cleaned) <= 80
+
+
+async def test_a_burst_of_replies_waits_out_the_rate_limit_and_delivers_each(
+    world: World, start_bot: StartBot
+) -> None:
+    bot = await start_bot(max_queued_per_channel=10)
+    bot.ollama.reply_with(chat_reply("Noted."))
+    for n in range(7):  # more than the 5 messages per 5 s Discord allows a channel
+        await bot.fake.send_message(world.channel, world.alice, f"note {n}", mention_bot=True)
+    await eventually(lambda: bot.bot.turns_answered == 7, timeout=30)
+    assert final_contents(bot.fake, world.channel) == ["Noted."] * 7
+    assert bot.bot.turns_undelivered == 0
+    # The client read the buckets' headers and waited instead of being refused.
+    assert bot.fake.rate_limits.refused == 0
+
+
+async def test_the_fake_refuses_a_sixth_message_in_five_seconds_with_a_429(
+    bot: Harness, world: World
+) -> None:
+    url = f"{bot.fake.api_base}/channels/{world.channel['id']}/messages"
+    statuses = []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(6):
+            async with session.post(url, json={"content": "hi"}) as response:
+                statuses.append(response.status)
+                remaining = response.headers.get("X-RateLimit-Remaining")
+    assert statuses == [200] * 5 + [429]
+    assert remaining == "0"

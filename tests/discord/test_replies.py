@@ -120,7 +120,12 @@ async def test_without_throttling_the_message_grows_as_tokens_arrive(
     assert all(len(a) < len(b) for a, b in itertools.pairwise(edits))
 
 
-async def test_long_replies_are_split_at_sentence_boundaries(bot: Harness, world: World) -> None:
+async def test_long_replies_are_split_at_sentence_boundaries(
+    world: World, start_bot: StartBot
+) -> None:
+    # Discord allows about one edit a second in a channel (the fake enforces its
+    # rate limits): at the default interval, 900 streamed words are a few edits.
+    bot = await start_bot(edit_interval_seconds=1.0)
     sentence = "This sentence is part of a very long answer. "
     reply = sentence * 100  # 4500 characters
     bot.ollama.reply_with(chat_reply(reply))
@@ -132,7 +137,10 @@ async def test_long_replies_are_split_at_sentence_boundaries(bot: Harness, world
     assert " ".join(parts) == reply.strip()
 
 
-async def test_a_split_code_block_is_closed_and_reopened(bot: Harness, world: World) -> None:
+async def test_a_split_code_block_is_closed_and_reopened(
+    world: World, start_bot: StartBot
+) -> None:
+    bot = await start_bot(edit_interval_seconds=1.0)
     code = "\n".join(f"value_{i} = {i}" for i in range(300))
     bot.ollama.reply_with(chat_reply(f"Here:\n```python\n{code}\n```\nDone."))
     await bot.fake.send_message(world.channel, world.alice, "code please", mention_bot=True)
