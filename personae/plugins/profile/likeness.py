@@ -16,7 +16,8 @@ Negations (``not``, ``never``, ``doesn't`` ...) are their own kind of word. Then
 for a known note K and a new note N:
 
 - **duplicate**: the same words (other order, case or punctuation), with the marks
-  in the same order ("Is 30, son is 5" is not "Is 5, son is 30");
+  in the same order and each after the same word ("Is 30, son is 5" is neither
+  "Is 5, son is 30" nor "Son is 30, is 5");
 - **vaguer**: N's words are a part of K's, and none of those N lacks is a mark or a
   negation ("Works as a nurse" after "Works as a night nurse");
 - **refines**: K's words are a part of N's and N adds no negation: N says
@@ -119,6 +120,12 @@ def words_of(text: str) -> Words:
     return Words(tuple(sequence), frozenset(marks), frozenset(negations))
 
 
+def _placed(note: Words, marks: frozenset[str]) -> list[tuple[str, str]]:
+    """Each of ``marks`` in the note, in order, with the word before it."""
+    seq = note.sequence
+    return [(w, seq[i - 1] if i else "") for i, w in enumerate(seq) if w in marks]
+
+
 def relation(known: str, new: str) -> Relation:
     """How the note ``new`` relates to the note ``known`` (see the module's rules)."""
     k, n = words_of(known), words_of(new)
@@ -127,8 +134,7 @@ def relation(known: str, new: str) -> Relation:
         return "duplicate" if known.strip().lower() == new.strip().lower() else "distinct"
     if k_words == n_words:
         marks = k.marks | n.marks
-        in_order = [w for w in k.sequence if w in marks] == [w for w in n.sequence if w in marks]
-        return "duplicate" if in_order else "distinct"
+        return "duplicate" if _placed(k, marks) == _placed(n, marks) else "distinct"
     only_known, only_new = k_words - n_words, n_words - k_words
     negations = k.negations | n.negations
     if (only_known | only_new) <= negations and not (only_known and only_new):
