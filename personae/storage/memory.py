@@ -271,12 +271,20 @@ class MemorySession:
     ) -> MemoryRecord | None:
         """Fold the note ``text`` into an item that already says it: the item keeps
         its text, takes ``kind`` and ``confidence`` when given and is credited with
-        the note's ``sources``; a ``merge`` revision records the note. None when the
-        item is gone (nothing is written then)."""
+        the note's ``sources``; a ``merge`` revision records the note. Nothing is
+        written when this note was merged into the item before and would change
+        nothing, nor when the item is gone (None then)."""
         row = self._rows.get(item_id)
         if row is None:
             return None
         known, credited = row["text"], list(sources)
+        unchanged = (
+            set(credited) <= set(row["source_message_ids"])
+            and kind in (None, row["kind"])
+            and confidence in (None, row["confidence"])
+        )
+        if unchanged and await self._merged_before(item_id, text):
+            return _record(row)  # a second run of the same merge
         merged = await self.update(item_id, kind=kind, confidence=confidence, add_sources=credited)
         if merged is None:
             return None
@@ -294,6 +302,19 @@ class MemorySession:
             using_db=self._conn,
         )
         return merged
+
+    async def _merged_before(self, item_id: int, text: str) -> bool:
+        return await (
+            MemoryRevision.filter(
+                item_id=item_id,
+                persona_id=self.scope.persona_id,
+                user_id=self.scope.user_id,
+                action="merge",
+                new_text=text,
+            )
+            .using_db(self._conn)
+            .exists()
+        )
 
     async def retire(self, item_id: int, *, message_id: int | None = None) -> bool:
         """Remove a contradicted item, keeping its text in a ``retire`` revision.

@@ -34,6 +34,7 @@ refinement into an update of it, and retires a contradicted item for the new one
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -156,3 +157,36 @@ def same_words(a: str, b: str) -> bool:
     """True when the two notes are duplicates of each other (an update that
     changes only case, order or punctuation changes nothing)."""
     return relation(a, b) == "duplicate"
+
+
+class Restatements:
+    """Notes kept to tell whether a new one restates one of them (a duplicate or a
+    vaguer note: :func:`is_duplicate`), quickly over many notes: a restatement's
+    words all appear in the note it restates, so only notes holding its rarest
+    word are compared. Importers use it to skip what a scope already knows."""
+
+    def __init__(self, texts: Iterable[str] = ()) -> None:
+        self._texts: list[str] = []
+        self._by_word: dict[str, list[int]] = {}
+        self._empty: list[int] = []
+        for text in texts:
+            self.add(text)
+
+    def add(self, text: str) -> None:
+        index = len(self._texts)
+        self._texts.append(text)
+        words = words_of(text).words
+        for word in words:
+            self._by_word.setdefault(word, []).append(index)
+        if not words:
+            self._empty.append(index)
+
+    def restated(self, text: str) -> str | None:
+        """The kept note ``text`` restates, or None."""
+        words = words_of(text).words
+        if words:
+            postings = [self._by_word.get(word, []) for word in words]
+            nearby = min(postings, key=len)
+        else:
+            nearby = self._empty
+        return next((self._texts[i] for i in nearby if is_duplicate(self._texts[i], text)), None)
