@@ -44,7 +44,7 @@ export async function memoryView(main) {
         error.show(failure.message);
       }
     }));
-    const view = () => mount(row, h("div", { class: "grow" }, text, meta, past), h("div", { class: "row" }, history, edit, del));
+    const view = () => mount(row, h("div", { class: "grow" }, text, meta, past), h("div", { class: "row" }, edit, del, history));
     edit.addEventListener("click", () => {
       const input = h("textarea", { name: "text", rows: "2", required: true, maxlength: "4000" }, item.text);
       const kind = h("select", { name: "kind" }, KINDS.map((k) => h("option", { value: k, selected: k === item.kind }, k)));
