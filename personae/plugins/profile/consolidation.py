@@ -32,7 +32,7 @@ from personae.plugins.profile.likeness import Relation, is_duplicate, relation, 
 from personae.storage.memory import MemorySession
 from personae.storage.records import MemoryRecord
 
-__all__ = ["Report", "consolidate", "is_duplicate", "normalize", "relation"]
+__all__ = ["Report", "closest", "consolidate", "is_duplicate", "normalize", "relation"]
 
 log = logging.getLogger("personae.plugins.profile")
 
@@ -52,8 +52,8 @@ def normalize(text: str) -> str:
 def closest(items: Sequence[MemoryRecord], text: str) -> tuple[MemoryRecord, Relation] | None:
     """The known item ``text`` relates to most closely, and how; None when the
     note is distinct from every item. A duplicate wins over a vaguer restatement,
-    that over a contradiction, that over a refinement (of the item with the most
-    words, the most precise)."""
+    that over a contradiction, that over a refinement; among equals the longest
+    item (the most precise) wins."""
     best: tuple[int, int, MemoryRecord, Relation] | None = None
     for item in items:
         found = relation(item.text, text)
