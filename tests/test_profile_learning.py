@@ -186,13 +186,18 @@ async def test_a_contradicted_fact_is_retired_into_the_history_table(
 
 async def test_what_is_already_known_is_not_stored_twice(runtime: Runtime, script: Script) -> None:
     ann = await runtime.users.resolve("cli", "ann", "Ann")
+    scope = Scope("sage", ann)
     script.learn(add("Plays the cello"))
     await say(runtime, ann, "I play the cello")
     script.learn(add("plays the cello."), add("The user plays the Cello"), add("Plays the piano"))
     await say(runtime, ann, "Cello, yes. And piano.")
-    texts = sorted(i.text for i in await runtime.memory.list(Scope("sage", ann)))
+    texts = sorted(i.text for i in await runtime.memory.list(scope))
     assert texts == ["Plays the cello", "Plays the piano"]
-    assert await runtime.memory.revisions(Scope("sage", ann)) == []
+    merges = [(r.action, r.old_text, r.new_text) for r in await runtime.memory.revisions(scope)]
+    assert merges == [
+        ("merge", "Plays the cello", "plays the cello."),
+        ("merge", "Plays the cello", "The user plays the Cello"),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,13 @@
 consolidated into persona B with the rules learning uses.
 
 Each of A's items is offered to B's scope of the same user as an ``add``
-candidate to :func:`~personae.plugins.profile.consolidation.consolidate`, inside
-one :meth:`~personae.storage.memory.MemoryStore.session` per user: duplicates of
-what B already knows are not added (B's item keeps the higher confidence), new
-items are added, and B's scope is evicted down to the profile plugin's
+candidate (with its source messages) to
+:func:`~personae.plugins.profile.consolidation.consolidate`, inside one
+:meth:`~personae.storage.memory.MemoryStore.session` per user, so the rules of
+:mod:`~personae.plugins.profile.likeness` decide: a duplicate or vaguer note is
+merged into B's item (which keeps the higher confidence and gets a ``merge``
+revision), a more precise one updates it, a negated one retires it, a distinct
+one is added; then B's scope is evicted down to the profile plugin's
 ``max_items``. A's memory is left as it is. A dry run performs the same session
 and rolls it back, so it reports exactly what the real run would do.
 """
@@ -38,6 +41,10 @@ class ScopeMerge:
     added: list[str] = field(default_factory=list)
     duplicates: int = 0
     evicted: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    """B's items given a more precise text from A (their new texts)."""
+    retired: int = 0
+    """B's items a note of A contradicted."""
 
 
 @dataclass(slots=True)
@@ -75,7 +82,10 @@ async def merge_memory(
     shown.start("users", len(users))
     for uid in users:
         known = list(reversed(await store.list(Scope(source, uid))))  # oldest first
-        candidates = [Candidate("add", item.kind, item.text, item.confidence) for item in known]
+        candidates = [
+            Candidate("add", i.kind, i.text, i.confidence, message_ids=tuple(i.source_message_ids))
+            for i in known
+        ]
         try:
             async with store.session(Scope(target, uid)) as session:
                 report = await consolidate(
@@ -92,6 +102,8 @@ async def merge_memory(
                 [item.text for item in report.added],
                 report.duplicates,
                 [item.text for item in report.evicted],
+                [item.text for item in report.updated],
+                len(report.retired),
             )
         )
         shown.advance("users")

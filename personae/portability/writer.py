@@ -4,9 +4,12 @@
 Otherwise everything is written in one transaction; the run's manifest (every row
 id created) is saved before the commit and completed after it; then the rows are
 read back and compared with what was meant to be written. A mismatch rolls the
-run back and raises. Records already present (same natural key: persona, user
-identity, kind and normalised text for memory; role, text and time for messages)
-are counted as existing and not written again, so a second run writes nothing.
+run back and raises. Records already present (for memory, a note of the same kind
+that the scope's item restates by consolidation's rules,
+:func:`~personae.plugins.profile.likeness.is_duplicate`; for messages, the same
+role, text and time) are counted as existing and not written again, so a second
+run writes nothing. A note that only refines a known item is imported next to it:
+an import never changes rows it did not create.
 
 Like the stores in :mod:`personae.storage`, this module writes the ORM models
 directly: an import spans many scopes and must be one transaction, which the
@@ -26,7 +29,7 @@ from tortoise.transactions import in_transaction
 
 from personae.core.cards import card_to_dict
 from personae.core.settings import Settings
-from personae.plugins.profile.consolidation import normalize
+from personae.plugins.profile.likeness import Restatements
 from personae.portability import manifest as runs
 from personae.portability.errors import PortabilityError
 from personae.portability.progress import NoProgress, Progress
@@ -193,28 +196,28 @@ class _Writer:
 
     async def items(self, batch: ImportBatch) -> None:
         self.progress.start("memory items", len(batch.items))
-        in_db: dict[tuple[str, str], set[tuple[str, str]]] = {}
-        seen: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        in_db: dict[tuple[str, str, str], Restatements] = {}
+        seen: dict[tuple[str, str, str], Restatements] = {}
         for item in batch.items:
             self.progress.advance("memory items")
             user_id, existed = await self.user(item.user)
-            scope = (item.persona_id, item.user.key)
+            scope = (item.persona_id, item.user.key, item.kind)
             if scope not in in_db:
-                known: set[tuple[str, str]] = set()
+                known: list[Any] = []
                 if existed:
-                    rows = await (
-                        m.MemoryItem.filter(persona_id=item.persona_id, user_id=user_id)
+                    known = await (
+                        m.MemoryItem.filter(
+                            persona_id=item.persona_id, user_id=user_id, kind=item.kind
+                        )
                         .using_db(self.conn)
-                        .values_list("kind", "text")
+                        .values_list("text", flat=True)
                     )
-                    known = {(kind, normalize(text)) for kind, text in rows}
-                in_db[scope], seen[scope] = known, set()
-            identity = (item.kind, normalize(item.text))
-            if identity in seen[scope]:
+                in_db[scope], seen[scope] = Restatements(known), Restatements()
+            if seen[scope].restated(item.text) is not None:
                 self.counts["memory_items"].duplicate += 1
                 continue
-            seen[scope].add(identity)
-            if identity in in_db[scope]:
+            seen[scope].add(item.text)
+            if in_db[scope].restated(item.text) is not None:
                 self.counts["memory_items"].existing += 1
                 continue
             self.counts["memory_items"].new += 1

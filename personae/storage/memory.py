@@ -7,9 +7,11 @@ Besides plain reads and writes, the store offers:
   asyncio lock) and across processes (a PostgreSQL advisory lock, or SQLite's write
   lock taken up front). Consolidation of learned items runs in a session, so two
   extractions for one scope never lose or duplicate an item.
-- revisions: every update and retirement writes a :class:`~personae.storage.models.MemoryRevision`
-  row (old and new text, the message that caused it). Deleting an item on the
-  user's request removes its revisions too, so no stale text survives.
+- revisions: every update, retirement and merge writes a
+  :class:`~personae.storage.models.MemoryRevision` row (old and new text, the
+  message that caused it; for a merge, the merged note and the messages it came
+  from). Deleting an item on the user's request removes its revisions too, so no
+  stale text survives.
 - usefulness: :meth:`MemoryStore.record_use` counts items that reached a prompt;
   eviction drops the least useful items (few uses, low confidence, long unused).
 - optional embeddings, used by :meth:`MemoryStore.recall` next to keyword relevance.
@@ -43,6 +45,7 @@ from personae.storage.recall import (
     candidate_rows,
     cosine,
     current_rows,
+    decode_sources,
     estimate_tokens,
     keywords,
     to_record,
@@ -63,6 +66,7 @@ _REVISION_FIELDS = (
     "old_text",
     "new_text",
     "message_id",
+    "source_message_ids",
     "created_at",
 )
 
@@ -111,7 +115,9 @@ def _advisory_key(scope: Scope) -> int:
 
 @dataclass(frozen=True, slots=True)
 class RevisionRecord:
-    """One change to a memory item: ``update`` or ``retire`` (a contradicted item)."""
+    """One change to a memory item: ``update``, ``retire`` (a contradicted item) or
+    ``merge`` (a note folded into the item: ``new_text`` is the note, ``old_text``
+    the item's text, which stays; ``source_message_ids`` the note's messages)."""
 
     id: int
     item_id: int
@@ -122,6 +128,7 @@ class RevisionRecord:
     old_text: str
     new_text: str | None
     message_id: int | None
+    source_message_ids: list[int]
     created_at: datetime | None
 
     def as_dict(self) -> dict[str, Any]:
@@ -133,12 +140,15 @@ class RevisionRecord:
             "old_text": self.old_text,
             "new_text": self.new_text,
             "message_id": self.message_id,
+            "source_message_ids": list(self.source_message_ids),
             "created_at": self.created_at.isoformat() if self.created_at else None,
         }
 
 
 def _revision(row: dict[str, Any]) -> RevisionRecord:
-    return RevisionRecord(**{k: row[k] for k in _REVISION_FIELDS})
+    values = {k: row[k] for k in _REVISION_FIELDS}
+    values["source_message_ids"] = decode_sources(values["source_message_ids"])
+    return RevisionRecord(**values)
 
 
 class MemorySession:
@@ -248,6 +258,63 @@ class MemorySession:
             )
         row.update(changes)
         return _record(row)
+
+    async def merge(
+        self,
+        item_id: int,
+        text: str,
+        *,
+        kind: str | None = None,
+        confidence: float | None = None,
+        sources: Iterable[int] = (),
+        message_id: int | None = None,
+    ) -> MemoryRecord | None:
+        """Fold the note ``text`` into an item that already says it: the item keeps
+        its text, takes ``kind`` and ``confidence`` when given and is credited with
+        the note's ``sources``; a ``merge`` revision records the note. Nothing is
+        written when this note was merged into the item before and would change
+        nothing, nor when the item is gone (None then)."""
+        row = self._rows.get(item_id)
+        if row is None:
+            return None
+        known, credited = row["text"], list(sources)
+        unchanged = (
+            set(credited) <= set(row["source_message_ids"])
+            and kind in (None, row["kind"])
+            and confidence in (None, row["confidence"])
+        )
+        if unchanged and await self._merged_before(item_id, text):
+            return _record(row)  # a second run of the same merge
+        merged = await self.update(item_id, kind=kind, confidence=confidence, add_sources=credited)
+        if merged is None:
+            return None
+        await MemoryRevision.create(
+            item_id=item_id,
+            persona_id=self.scope.persona_id,
+            user_id=self.scope.user_id,
+            action="merge",
+            kind=merged.kind,
+            old_text=known,
+            new_text=text,
+            message_id=message_id,
+            source_message_ids=credited,
+            created_at=self.now,
+            using_db=self._conn,
+        )
+        return merged
+
+    async def _merged_before(self, item_id: int, text: str) -> bool:
+        return await (
+            MemoryRevision.filter(
+                item_id=item_id,
+                persona_id=self.scope.persona_id,
+                user_id=self.scope.user_id,
+                action="merge",
+                new_text=text,
+            )
+            .using_db(self._conn)
+            .exists()
+        )
 
     async def retire(self, item_id: int, *, message_id: int | None = None) -> bool:
         """Remove a contradicted item, keeping its text in a ``retire`` revision.

@@ -152,11 +152,14 @@ class MemoryRevision(Model):
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "personae.User", related_name="memory_revisions", on_delete=fields.CASCADE
     )
-    action = fields.CharField(max_length=16)  # "update" | "retire" | "delete"
+    action = fields.CharField(max_length=16)  # "update" | "retire" | "merge"
     kind = fields.CharField(max_length=32)
     old_text = fields.TextField()
     new_text = fields.TextField(null=True)
+    """For a ``merge``: the note that was folded into the item (its text unchanged)."""
     message_id = fields.BigIntField(null=True)
+    source_message_ids: list[int] | None = fields.JSONField(null=True)
+    """For a ``merge``: the messages the merged note came from (credited to the item)."""
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

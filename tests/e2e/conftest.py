@@ -52,7 +52,10 @@ CHAT_RATE = 8
 """Chat turns per user per minute; each test uses its own account."""
 
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-FACTS = {"my cat is called miso": "Has a cat called Miso"}
+FACTS = {
+    "my cat is called miso": "Has a cat called Miso",
+    "miso is my cat": "The user has a cat called miso.",
+}
 """What the fake model "learns": a phrase in the conversation -> the note."""
 FOLLOW_UP = "How is Miso doing today?"
 STORY = (

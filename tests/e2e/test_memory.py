@@ -59,12 +59,39 @@ def test_learned_fact_is_shown_and_can_be_edited_and_deleted(page: Any, username
     memory = api(page, "GET", f"/api/personas/{persona['id']}/memory")["items"]
     assert [item["text"] for item in memory] == ["Has a black cat called Miso"]
 
+    known.get_by_role("button", name="History of “Has a black cat called Miso”").click()
+    expect(known.locator(".memory-history li")).to_contain_text([f"Changed from: “{FACT}”"])
+
     known.get_by_role("button", name="Delete “Has a black cat called Miso”").click()
     page.get_by_role("dialog", name="Delete this memory?").get_by_role(
         "button", name="Delete"
     ).click()
     expect(known).to_contain_text("Cat Lover has not learned anything about you yet.")
     assert api(page, "GET", f"/api/personas/{persona['id']}/memory")["items"] == []
+
+
+def test_a_fact_told_twice_is_one_item_whose_history_shows_the_merge(
+    page: Any, username: str
+) -> None:
+    sign_up(page, username)
+    persona = create_persona(page, "Cat Lover", curiosity="off")
+    tell_about_the_cat(page, persona)
+    open_memory_until(page, FACT)
+    page.get_by_role("link", name="Chat", exact=True).click()
+    page.get_by_label("Message").fill("Miso is my cat, as I said.")
+    page.get_by_label("Message").press("Enter")
+    expect(page.locator(".msg.assistant").last).not_to_have_class("streaming")
+    [item] = api(page, "GET", f"/api/personas/{persona['id']}/memory")["items"]
+    history = f"/api/personas/{persona['id']}/memory/{item['id']}/history"
+    deadline = time.monotonic() + 10
+    while not api(page, "GET", history)["revisions"] and time.monotonic() < deadline:
+        time.sleep(0.3)
+    known = open_memory_until(page, FACT)
+    expect(known.locator(".memory-item")).to_have_count(1)
+    known.get_by_role("button", name=f"History of “{FACT}”").click()
+    expect(known.locator(".memory-history li")).to_contain_text(
+        ["Merged in: “The user has a cat called miso.” (from message"]
+    )
 
 
 def test_fact_learned_by_one_persona_is_unknown_to_another(page: Any, username: str) -> None:

@@ -100,3 +100,32 @@ async def test_export_can_be_limited_to_one_user_and_persona(tmp_path: Path) -> 
         only = _items(await jsonl.export_lines(ann, "sage"))
     assert len(_items(lines)) == 4
     assert {row["text"] for row in only} == {"Works as a nurse", "Likes jazz"}
+
+
+def _line(text: str) -> str:
+    user = {"identities": [["discord", "42"]], "name": "Ann"}
+    item = {"type": "memory_item", "persona_id": "sage", "user": user, "kind": "fact"}
+    return json.dumps(item | {"text": text, "confidence": 0.8})
+
+
+async def test_an_import_keeps_notes_that_differ_in_a_symbol_and_skips_restatements(
+    tmp_path: Path, db_url: str
+) -> None:
+    header = json.dumps({"type": "header", "format": "personae.memory", "schema_version": 1})
+    notes = ["Programs in C++", "Programs in C#", "programs in c++!", "Takes vitamin B"]
+    target = make(tmp_path, db_url, "target")
+    async with connected(target):
+        ann = await UserStore().resolve("discord", "42", "Ann")
+        await MemoryStore().add(Scope("sage", ann), "Takes vitamin D")
+        await MemoryStore().add(Scope("sage", ann), "Works as a night nurse")
+        lines = "\n".join([header, *map(_line, [*notes, "Works as a nurse"])])
+        result = await run_import(target, jsonl.parse_lines(lines, "x"), dry_run=False)
+        counts = result.counts["memory_items"]
+        assert (counts.new, counts.duplicate, counts.existing) == (3, 1, 1)
+        assert {i.text for i in await MemoryStore().list(Scope("sage", ann))} == {
+            "Programs in C++",
+            "Programs in C#",
+            "Takes vitamin B",
+            "Takes vitamin D",
+            "Works as a night nurse",
+        }

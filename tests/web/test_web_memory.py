@@ -12,6 +12,8 @@ from tortoise import Tortoise
 
 from personae.core.runtime import Runtime
 from personae.core.types import Scope
+from personae.plugins.profile.consolidation import consolidate
+from personae.plugins.profile.extraction import Candidate
 
 SCOPED_TABLES = ("messages", "conversations", "memory_items", "memory_revisions", "follow_ups")
 
@@ -58,6 +60,37 @@ async def test_listing_editing_and_deleting_memory_items(alice: Caller, runtime:
     assert other_persona.status == 404  # an item lives in exactly one scope
     assert deleted.status == 204
     assert await runtime.memory.list(Scope("sage", alice.id)) == []
+
+
+async def test_an_items_history_shows_what_was_merged_into_it_and_its_updates(
+    alice: Caller, bob: Caller, runtime: Runtime
+) -> None:
+    item_id = await _remember(alice, runtime, "sage", "Works as a nurse")
+    notes = [
+        Candidate("add", "fact", "works as a nurse.", 0.9, message_ids=(41,)),
+        Candidate("add", "fact", "Works as a night nurse", 0.9, message_ids=(42,)),
+    ]
+    async with runtime.memory.session(Scope("sage", alice.id)) as session:
+        await consolidate(session, notes, message_id=42, max_items=100)
+
+    history = await alice.get(f"/api/personas/sage/memory/{item_id}/history")
+    not_bobs = await bob.call("GET", f"/api/personas/sage/memory/{item_id}/history")
+    unknown = await alice.call("GET", "/api/personas/sage/memory/999999/history")
+
+    assert history.data["item_id"] == item_id
+    merged, updated = history.data["revisions"]
+    assert (merged["action"], merged["old_text"], merged["new_text"]) == (
+        "merge",
+        "Works as a nurse",
+        "works as a nurse.",
+    )
+    assert merged["source_message_ids"] == [41] and merged["message_id"] == 42
+    assert (updated["action"], updated["old_text"], updated["new_text"]) == (
+        "update",
+        "Works as a nurse",
+        "Works as a night nurse",
+    )
+    assert not_bobs.status == 404 and unknown.status == 404
 
 
 async def test_export_contains_every_plugins_data_and_my_personas(

@@ -13,7 +13,14 @@ from personae.adapters.web.helpers import iso, ok, runtime, settings, visible_pe
 from personae.adapters.web.keys import ACCOUNTS
 from personae.adapters.web.problems import Problem
 from personae.adapters.web.routing import INTEGER_ID, PERSONA_ID, Endpoint, Param
-from personae.adapters.web.schemas import ForgetOut, MemoryItemOut, MemoryList, MemoryPatch
+from personae.adapters.web.schemas import (
+    ForgetOut,
+    MemoryHistory,
+    MemoryItemOut,
+    MemoryList,
+    MemoryPatch,
+    RevisionOut,
+)
 from personae.adapters.web.uploads import read_json
 from personae.core.cards import card_to_dict
 from personae.core.types import Scope
@@ -56,6 +63,21 @@ async def patch_memory(request: web.Request) -> web.Response:
     if item is None:
         raise Problem(404, "Memory item not found", f"{entry.card.name} has no item {item_id}.")
     return ok(_item_out(item))
+
+
+async def memory_history(request: web.Request) -> web.Response:
+    """An item's history, oldest first: its updates, what was merged into it, its
+    retirement. 404 when the scope has neither the item nor a history of it."""
+    principal = await current_user(request)
+    entry = await visible_persona(request, principal)
+    item_id = _item_id(request)
+    scope = Scope(entry.id, principal.user_id)
+    memory = runtime(request).memory
+    revisions = await memory.revisions(scope, item_id=item_id)
+    if not revisions and await memory.get(scope, item_id) is None:
+        raise Problem(404, "Memory item not found", f"{entry.card.name} has no item {item_id}.")
+    out = [RevisionOut(**revision.as_dict()) for revision in revisions]
+    return ok(MemoryHistory(item_id=item_id, revisions=out))
 
 
 async def delete_memory(request: web.Request) -> web.Response:
@@ -125,6 +147,9 @@ ENDPOINTS = [
     Endpoint("PATCH", "/api/personas/{persona_id}/memory/{item_id}", patch_memory,
              "Edit a memory item", "memory", body=MemoryPatch, response=MemoryItemOut,
              path_params=ITEM, errors=(404,)),
+    Endpoint("GET", "/api/personas/{persona_id}/memory/{item_id}/history", memory_history,
+             "A memory item's history: updates, merges, retirement", "memory",
+             response=MemoryHistory, path_params=ITEM, errors=(404,)),
     Endpoint("DELETE", "/api/personas/{persona_id}/memory/{item_id}", delete_memory,
              "Delete a memory item", "memory", status=204, path_params=ITEM, errors=(404,)),
     Endpoint("DELETE", "/api/personas/{persona_id}/data", forget_persona,

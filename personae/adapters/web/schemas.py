@@ -184,6 +184,24 @@ class MemoryList(BaseModel):
     items: list[MemoryItemOut]
 
 
+class RevisionOut(BaseModel):
+    action: str = Field(
+        description="update (new text), retire (contradicted) or merge (a restatement "
+        "folded in: new_text is the merged note, the item kept old_text)"
+    )
+    kind: str
+    old_text: str
+    new_text: str | None
+    message_id: int | None
+    source_message_ids: list[int]
+    created_at: str | None
+
+
+class MemoryHistory(BaseModel):
+    item_id: int
+    revisions: list[RevisionOut]
+
+
 class MemoryPatch(Body):
     text: str | None = Field(default=None, min_length=1, max_length=4000)
     kind: str | None = Field(default=None, min_length=1, max_length=32)

@@ -5,7 +5,8 @@ Built only on public hooks, as a third-party plugin could be:
 - ``reply_complete`` batches delivered exchanges and, when a batch is ready, asks
   the LLM (structured output) what it revealed about the speaking user, then
   consolidates that into the scope's memory (:mod:`.learning`, :mod:`.extraction`,
-  :mod:`.consolidation`);
+  :mod:`.consolidation`, whose duplicate/update/contradiction rules are in
+  :mod:`.likeness`);
 - ``prompt_sections`` recalls the most relevant items of the turn's readable scopes
   into a ``memory`` section, which the prompt wraps as data (:mod:`.recall`);
 - ``register_commands`` offers ``/profile`` (:mod:`.commands`);

@@ -2,43 +2,67 @@
 
 Runs inside a :class:`~personae.storage.memory.MemorySession`, so it sees the
 scope's items as they are now (not as they were when the LLM was asked) and no
-other consolidation of the scope can interleave: new items are added, changed ones
-updated, contradicted ones retired (both keep a revision naming the message),
-duplicates ignored, and the least useful items evicted beyond the scope's limit.
-Proposals about items deleted meanwhile write nothing.
+other consolidation of the scope can interleave. The LLM's own ``update`` and
+``retire`` proposals are applied to the items they name; each ``add`` is compared
+with every known item by :func:`~personae.plugins.profile.likeness.relation`:
+
+- a **duplicate** or **vaguer** note is merged into the item it restates: the item
+  keeps its text and takes the note's messages, and a ``merge`` revision records
+  the note;
+- a **refining** note (everything the item says, and more) becomes the item's new
+  text, with an ``update`` revision keeping the old one;
+- a **contradicting** note (the item's words with a negation added or dropped)
+  retires the item (a ``retire`` revision) and is added;
+- a **distinct** note is added.
+
+Every revision names the message that caused it, and every merge is logged at
+INFO with both texts. The least useful items are evicted beyond the scope's
+limit. Proposals about items deleted meanwhile write nothing.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from personae.plugins.profile.extraction import Candidate
-from personae.storage.memory import MemorySession, keywords
+from personae.plugins.profile.likeness import Relation, is_duplicate, relation, same_words
+from personae.storage.memory import MemorySession
 from personae.storage.records import MemoryRecord
 
-DUPLICATE_SIMILARITY = 0.8
+__all__ = ["Report", "closest", "consolidate", "is_duplicate", "normalize", "relation"]
+
+log = logging.getLogger("personae.plugins.profile")
+
 _NOISE = re.compile(r"[^a-z0-9 ]+")
 _SUBJECT = re.compile(r"^(the user|user|they|he|she)\s+")
+_PRECEDENCE: dict[Relation, int] = {"duplicate": 0, "vaguer": 1, "contradicts": 2, "refines": 3}
 
 
 def normalize(text: str) -> str:
-    """Lower case, no punctuation, no leading "the user": for comparing notes."""
+    """Lower case, no punctuation, no leading "the user": a memory item's identity
+    in exports and imports (:func:`~personae.portability.records.natural_key`).
+    Not a duplicate test: "C#" and "C++" normalise alike (see :mod:`.likeness`)."""
     plain = " ".join(_NOISE.sub(" ", text.lower()).split())
     return _SUBJECT.sub("", plain)
 
 
-def is_duplicate(known: str, new: str) -> bool:
-    """True when ``new`` says what ``known`` already says (same words, give or take)."""
-    a, b = normalize(known), normalize(new)
-    if a == b:
-        return True
-    words_a, words_b = keywords(a), keywords(b)
-    if not words_a or not words_b:
-        return False
-    overlap = len(words_a & words_b) / len(words_a | words_b)
-    return overlap >= DUPLICATE_SIMILARITY
+def closest(items: Sequence[MemoryRecord], text: str) -> tuple[MemoryRecord, Relation] | None:
+    """The known item ``text`` relates to most closely, and how; None when the
+    note is distinct from every item. A duplicate wins over a vaguer restatement,
+    that over a contradiction, that over a refinement; among equals the longest
+    item (the most precise) wins."""
+    best: tuple[int, int, MemoryRecord, Relation] | None = None
+    for item in items:
+        found = relation(item.text, text)
+        if found == "distinct":
+            continue
+        rank = (_PRECEDENCE[found], -len(item.text))
+        if best is None or rank < best[:2]:
+            best = (*rank, item, found)
+    return None if best is None else (best[2], best[3])
 
 
 @dataclass(slots=True)
@@ -73,49 +97,120 @@ async def consolidate(
                 report.retired.append(candidate.item_id)
             else:
                 report.stale += 1
-            continue
-        if candidate.action == "update":
-            assert candidate.item_id is not None
-            current = session.get(candidate.item_id)
-            if current is None:
-                report.stale += 1  # deleted meanwhile: do not bring it back
-                continue
-            same = normalize(current.text) == normalize(candidate.text)
-            updated = await session.update(
-                candidate.item_id,
-                text=None if same else candidate.text,
-                kind=candidate.kind,
-                confidence=candidate.confidence,
-                add_sources=candidate.message_ids,
-                embedding=None if same else vectors.get(candidate.text),
-                message_id=message_id,
-            )
-            if updated is None:
-                report.stale += 1
-            elif same:
-                report.duplicates += 1
-            else:
-                report.updated.append(updated)
-            continue
-        duplicate = next(
-            (item for item in session.items if is_duplicate(item.text, candidate.text)), None
-        )
-        if duplicate is not None:
-            report.duplicates += 1
-            await session.update(
-                duplicate.id,
-                confidence=max(duplicate.confidence, candidate.confidence),
-                add_sources=candidate.message_ids,
-            )
-            continue
-        report.added.append(
-            await session.add(
-                candidate.text,
-                kind=candidate.kind,
-                confidence=candidate.confidence,
-                source_message_ids=candidate.message_ids,
-                embedding=vectors.get(candidate.text),
-            )
-        )
+        elif candidate.action == "update":
+            await _update(session, candidate, vectors, message_id, report)
+        else:
+            await _add(session, candidate, vectors, message_id, report)
     report.evicted = await session.evict(max_items)
     return report
+
+
+async def _update(
+    session: MemorySession,
+    candidate: Candidate,
+    vectors: Mapping[str, list[float]],
+    message_id: int | None,
+    report: Report,
+) -> None:
+    """The LLM's update of a known item; one that changes only case, order or
+    punctuation is a merge (the item keeps its text)."""
+    assert candidate.item_id is not None
+    current = session.get(candidate.item_id)
+    if current is None:
+        report.stale += 1  # deleted meanwhile: do not bring it back
+        return
+    if same_words(current.text, candidate.text):
+        await _merge(session, current, candidate, message_id, keep=False)
+        report.duplicates += 1
+        return
+    updated = await session.update(
+        candidate.item_id,
+        text=candidate.text,
+        kind=candidate.kind,
+        confidence=candidate.confidence,
+        add_sources=candidate.message_ids,
+        embedding=vectors.get(candidate.text),
+        message_id=message_id,
+    )
+    if updated is None:
+        report.stale += 1
+    else:
+        report.updated.append(updated)
+
+
+async def _add(
+    session: MemorySession,
+    candidate: Candidate,
+    vectors: Mapping[str, list[float]],
+    message_id: int | None,
+    report: Report,
+) -> None:
+    """A new note: merged, made an update, contradicting or added (see the module)."""
+    match = closest(session.items, candidate.text)
+    known, how = match if match is not None else (None, "distinct")
+    if known is not None and how in ("duplicate", "vaguer"):
+        await _merge(session, known, candidate, message_id, keep=True)
+        report.duplicates += 1
+        return
+    if known is not None and how == "refines":
+        refined = await session.update(
+            known.id,
+            text=candidate.text,
+            confidence=max(known.confidence, candidate.confidence),
+            add_sources=candidate.message_ids,
+            embedding=vectors.get(candidate.text),
+            message_id=message_id,
+        )
+        if refined is not None:
+            log.info("profile: item %s refined: %r -> %r", known.id, known.text, refined.text)
+            report.updated.append(refined)
+            return
+    if known is not None and how == "contradicts":
+        if await session.retire(known.id, message_id=message_id):
+            log.info(
+                "profile: item %s retired, contradicted: %r by %r",
+                known.id,
+                known.text,
+                candidate.text,
+            )
+            report.retired.append(known.id)
+    report.added.append(
+        await session.add(
+            candidate.text,
+            kind=candidate.kind,
+            confidence=candidate.confidence,
+            source_message_ids=candidate.message_ids,
+            embedding=vectors.get(candidate.text),
+        )
+    )
+
+
+async def _merge(
+    session: MemorySession,
+    known: MemoryRecord,
+    candidate: Candidate,
+    message_id: int | None,
+    *,
+    keep: bool,
+) -> MemoryRecord | None:
+    """Fold ``candidate`` into ``known`` (a ``merge`` revision). With ``keep`` (an
+    ``add`` that restates the item) the item keeps its kind and the higher
+    confidence; else (an ``update`` naming it) it takes the candidate's."""
+    merged = await session.merge(
+        known.id,
+        candidate.text,
+        kind=None if keep else candidate.kind,
+        confidence=max(known.confidence, candidate.confidence) if keep else candidate.confidence,
+        sources=candidate.message_ids,
+        message_id=message_id,
+    )
+    if merged is not None:
+        log.info(
+            "profile: %s/%s merged %r into item %s %r",
+            session.scope.persona_id,
+            session.scope.user_id,
+            candidate.text,
+            known.id,
+            known.text,
+        )
+    return merged

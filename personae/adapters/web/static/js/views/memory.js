@@ -31,7 +31,20 @@ export async function memoryView(main) {
     const row = h("li", { class: "memory-item", dataset: { id: item.id } });
     const edit = h("button", { type: "button", class: "ghost small", "aria-label": `Edit “${item.text}”` }, "Edit");
     const del = h("button", { type: "button", class: "ghost small danger-text", "aria-label": `Delete “${item.text}”` }, "Delete");
-    const view = () => mount(row, h("div", { class: "grow" }, text, meta), h("div", { class: "row" }, edit, del));
+    const history = h("button", { type: "button", class: "ghost small", "aria-expanded": "false", "aria-label": `History of “${item.text}”` }, "History");
+    const past = h("ul", { class: "memory-history plain", hidden: true });
+    history.addEventListener("click", () => busy(history, async () => {
+      if (!past.hidden) { past.hidden = true; history.setAttribute("aria-expanded", "false"); return; }
+      try {
+        const { revisions } = await api.get(`/api/personas/${seg(personaId)}/memory/${item.id}/history`);
+        mount(past, revisions.length ? revisions.map(revisionRow) : h("li", { class: "hint" }, "No changes since it was learned."));
+        past.hidden = false;
+        history.setAttribute("aria-expanded", "true");
+      } catch (failure) {
+        error.show(failure.message);
+      }
+    }));
+    const view = () => mount(row, h("div", { class: "grow" }, text, meta, past), h("div", { class: "row" }, edit, del, history));
     edit.addEventListener("click", () => {
       const input = h("textarea", { name: "text", rows: "2", required: true, maxlength: "4000" }, item.text);
       const kind = h("select", { name: "kind" }, KINDS.map((k) => h("option", { value: k, selected: k === item.kind }, k)));
@@ -73,6 +86,15 @@ export async function memoryView(main) {
     });
     view();
     return row;
+  };
+
+  const revisionRow = (revision) => {
+    const when = revision.created_at ? ` · ${new Date(revision.created_at).toLocaleDateString()}` : "";
+    const from = revision.source_message_ids.length ? ` (from message${revision.source_message_ids.length === 1 ? "" : "s"} ${revision.source_message_ids.join(", ")})` : "";
+    const said = revision.action === "merge" ? `Merged in: “${revision.new_text}”${from}`
+      : revision.action === "update" ? `Changed from: “${revision.old_text}”`
+        : `Retired: “${revision.old_text}”`;
+    return h("li", { class: "memory-meta", dataset: { action: revision.action } }, said + when);
   };
 
   const emptyRow = (personaId) =>
