@@ -137,9 +137,7 @@ async def test_long_replies_are_split_at_sentence_boundaries(
     assert " ".join(parts) == reply.strip()
 
 
-async def test_a_split_code_block_is_closed_and_reopened(
-    world: World, start_bot: StartBot
-) -> None:
+async def test_a_split_code_block_is_closed_and_reopened(world: World, start_bot: StartBot) -> None:
     bot = await start_bot(edit_interval_seconds=1.0)
     code = "\n".join(f"value_{i} = {i}" for i in range(300))
     bot.ollama.reply_with(chat_reply(f"Here:\n```python\n{code}\n```\nDone."))
