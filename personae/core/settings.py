@@ -139,6 +139,39 @@ def resolve_config_path(explicit: str | Path | None = None) -> Path | None:
     return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
 
 
+def _environment_variable(loc: tuple[int | str, ...]) -> str | None:
+    """The ``PERSONAE_*`` variable that set the value at ``loc`` (or a table
+    holding it, such as ``PERSONAE_OLLAMA`` for ``ollama.retries``), if any."""
+    present = {name.upper() for name in os.environ}
+    keys = [str(part).upper() for part in loc]
+    for end in range(len(keys), 0, -1):
+        name = "PERSONAE_" + "__".join(keys[:end])
+        if name in present:
+            return name
+    return None
+
+
+def _describe_invalid(exc: ValidationError, path: Path | None) -> str:
+    """Which settings are wrong, each blamed on where its value came from: the
+    environment variable by name, else the settings file."""
+    from_env: list[str] = []
+    from_file: list[str] = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        variable = _environment_variable(err["loc"])
+        if variable is not None:
+            from_env.append(f"{variable} ({key}): {err['msg']}")
+        else:
+            from_file.append(f"{key}: {err['msg']}")
+    parts = []
+    if from_env:
+        parts.append(f"Invalid setting in the environment: {'; '.join(from_env)}")
+    if from_file:
+        where = f" in {path}" if path else ""
+        parts.append(f"Invalid settings{where}: {'; '.join(from_file)}")
+    return ". ".join(parts)
+
+
 def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:
     """Read settings from the file, the environment and ``overrides`` (highest first:
     overrides, environment, file, defaults). Raises :class:`ConfigError` with the
@@ -148,11 +181,7 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> Setting
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        where = f" in {path}" if path else ""
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"Invalid settings{where}: {problems}") from None
+        raise ConfigError(_describe_invalid(exc, path)) from None
     except ValueError as exc:  # e.g. TOML syntax errors
         raise ConfigError(f"Cannot read settings file {path}: {exc}") from None
     finally:
