@@ -271,9 +271,11 @@ def doctor() -> None:
     checks = run(run_checks(settings()))
     for check in checks:
         mark = "[green]ok[/]  " if check.ok else "[red]FAIL[/]"
-        console.print(f"{mark} {check.name}: {check.detail}", highlight=False)
+        console.print(
+            f"{mark} {check.name}: {escape(check.detail)}", highlight=False, soft_wrap=True
+        )
         if check.fix:
-            console.print(f"       -> {check.fix}", highlight=False)
+            console.print(f"       -> {escape(check.fix)}", highlight=False, soft_wrap=True)
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
 
