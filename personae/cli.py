@@ -299,6 +299,7 @@ def _register_subcommands() -> None:
     """Commands that live next to the code they drive."""
     from personae.adapters.discord.cli import register as register_discord
     from personae.adapters.web.cli import register as register_web
+    from personae.cli_config import register as register_config
     from personae.cli_plugins import register as register_plugins
     from personae.portability.cli import register as register_portability
 
@@ -306,6 +307,7 @@ def _register_subcommands() -> None:
     register_discord(app)
     register_plugins(app)
     register_portability(app)
+    register_config(app)
 
 
 _register_subcommands()

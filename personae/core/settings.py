@@ -28,16 +28,24 @@ class OllamaSettings(BaseModel):
     """How to reach Ollama and which model to use by default."""
 
     host: str = "http://127.0.0.1:11434"
+    """Where Ollama listens."""
     model: str = "llama3.2"
+    """The model personas use unless their card names one (``ollama pull`` it first)."""
     embed_model: str | None = None
+    """The model for embeddings (recall by similarity); None = the chat model."""
     connect_timeout: float = Field(5.0, gt=0)
+    """Seconds to wait for a connection to Ollama."""
     read_timeout: float = Field(120.0, gt=0)
+    """Seconds Ollama may stay silent (before the first word, or between words)."""
     max_connections: int = Field(100, ge=1)
     """Connections to Ollama each process keeps open and reuses; turns beyond
     this many at once wait for one to be free."""
     retries: int = Field(3, ge=0, le=10)
+    """How often a failed connection is tried again before the user sees the error."""
     retry_backoff: float = Field(0.5, ge=0)
+    """Seconds before the first retry; doubles with each one."""
     keep_alive: str | float | None = "5m"
+    """How long Ollama keeps the model loaded after a request (``"5m"``, seconds, -1)."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Default model options, e.g. ``{num_ctx = 8192, temperature = 0.8}``."""
 
@@ -46,9 +54,13 @@ class MemorySettings(BaseModel):
     """How much remembered material reaches a prompt."""
 
     recall_budget_tokens: int = Field(400, ge=0)
+    """Tokens of remembered items a prompt may hold."""
     recall_max_items: int = Field(12, ge=0)
+    """At most this many remembered items per prompt."""
     recall_candidates: int = Field(200, ge=1)
+    """How many stored items a recall ranks before choosing what fits."""
     history_messages: int = Field(20, ge=0)
+    """Recent messages of the conversation a prompt holds."""
     history_cache_conversations: int = Field(1000, ge=0)
     """How many conversations' last messages each process keeps in memory, so a
     turn starts the model without waiting for the database (the stored history is
@@ -56,8 +68,12 @@ class MemorySettings(BaseModel):
 
 
 class RuntimeSettings(BaseModel):
+    """Work done after the reply, and stopping."""
+
     background_concurrency: int = Field(4, ge=1)
+    """Background jobs (learning, follow-ups, speech) running at once."""
     shutdown_grace_seconds: float = Field(30.0, ge=0)
+    """How long background work may finish when personae stops."""
 
 
 class Settings(BaseSettings):
@@ -70,10 +86,12 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Path("data")
+    """Where the SQLite database, avatars and voice samples live (created on first run)."""
     database_url: str | None = None
     """``sqlite://path/to/file.db`` (default: ``<data_dir>/personae.db``) or
     ``postgres://user@host:5432/db`` when several processes share the load."""
     default_persona: str = "sage"
+    """The persona ``personae chat`` talks to when --persona is not given."""
     llm_backend: str = "ollama"
     """The name of the registered LLM backend to use."""
     persona_dirs: list[Path] = Field(default_factory=list)
