@@ -15,6 +15,7 @@ import json
 import math
 import re
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -24,18 +25,32 @@ import typer
 from pydantic import BaseModel, SecretStr
 
 from personae.core.settings import Settings
-from personae.plugins.curiosity.settings import CuriositySettings, load_curiosity_settings
-from personae.plugins.profile.settings import ProfileSettings, load_profile_settings
-from personae.plugins.voice.settings import VoiceSettings, load_voice_settings
 
 config_app = typer.Typer(help="The settings file and the settings in effect.", no_args_is_help=True)
 
-PLUGIN_SETTINGS: dict[str, type[BaseModel]] = {
-    "profile": ProfileSettings,
-    "curiosity": CuriositySettings,
-    "voice": VoiceSettings,
-}
-"""The ``[plugin_settings.NAME]`` table of each built-in plugin, and its model."""
+
+@dataclass(frozen=True, slots=True)
+class PluginTable:
+    """A built-in plugin's ``[plugin_settings.NAME]`` table: its model, and the
+    plugin's own loader (which validates the table and fills in defaults)."""
+
+    model: type[BaseModel]
+    load: Callable[[Settings], BaseModel]
+
+
+def plugin_tables() -> dict[str, PluginTable]:
+    """The settings table of each built-in plugin (imported only when needed: the
+    plugins are not loaded for every ``personae`` command)."""
+    from personae.plugins.curiosity.settings import CuriositySettings, load_curiosity_settings
+    from personae.plugins.profile.settings import ProfileSettings, load_profile_settings
+    from personae.plugins.voice.settings import VoiceSettings, load_voice_settings
+
+    return {
+        "profile": PluginTable(ProfileSettings, load_profile_settings),
+        "curiosity": PluginTable(CuriositySettings, load_curiosity_settings),
+        "voice": PluginTable(VoiceSettings, load_voice_settings),
+    }
+
 
 SHIPPED: dict[tuple[str, ...], Any] = {
     ("ollama", "options"): {"num_ctx": 8192, "temperature": 0.8},
@@ -84,7 +99,7 @@ class Table:
 def render_defaults() -> str:
     """The documented settings file with every default (and the SHIPPED values)."""
     settings = Settings.model_construct(**_default_fields())
-    plugins = {name: model() for name, model in PLUGIN_SETTINGS.items()}
+    plugins = {name: table.model() for name, table in plugin_tables().items()}
     for path, value in SHIPPED.items():
         _set(settings, path, value)
     return render(settings, plugins)
@@ -92,11 +107,7 @@ def render_defaults() -> str:
 
 def render_current(settings: Settings) -> str:
     """The documented settings in effect, secrets masked."""
-    plugins: dict[str, Any] = {
-        "profile": load_profile_settings(settings),
-        "curiosity": load_curiosity_settings(settings),
-        "voice": load_voice_settings(settings),
-    }
+    plugins: dict[str, Any] = {name: t.load(settings) for name, t in plugin_tables().items()}
     for name, raw in settings.plugin_settings.items():
         plugins.setdefault(name, raw)  # a third-party plugin's table, as written
     return render(settings, plugins, mask=True)
@@ -106,8 +117,9 @@ def render(settings: Settings, plugins: dict[str, Any], *, mask: bool = False) -
     """``settings`` and each plugin's settings as a commented TOML document."""
     lines = [HEADER]
     lines += _body(Settings, settings, (), mask, skip=frozenset({"plugin_settings"}))
+    tables = plugin_tables()
     for name, value in plugins.items():
-        model = PLUGIN_SETTINGS.get(name)
+        model = tables[name].model if name in tables else None
         if model is None:
             lines += ["", f"[plugin_settings.{name}]"]
             lines += [f"{key} = {_toml(item)}" for key, item in value.items()]

@@ -13,11 +13,8 @@ from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from personae import cli
-from personae.cli_config import PLUGIN_SETTINGS, SHIPPED, render_defaults
+from personae.cli_config import SHIPPED, plugin_tables, render_defaults
 from personae.core.settings import Settings, load_settings
-from personae.plugins.curiosity.settings import load_curiosity_settings
-from personae.plugins.profile.settings import load_profile_settings
-from personae.plugins.voice.settings import load_voice_settings
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_FILE = REPO / "config" / "personae.toml"
@@ -73,8 +70,8 @@ def test_the_shipped_file_is_what_config_defaults_writes() -> None:
 def test_the_shipped_file_names_every_field_of_every_settings_model() -> None:
     settings = Settings()
     expected = field_paths(Settings, settings, ())
-    for name, model in PLUGIN_SETTINGS.items():
-        expected |= field_paths(model, model(), ("plugin_settings", name))
+    for name, table in plugin_tables().items():
+        expected |= field_paths(table.model, table.model(), ("plugin_settings", name))
 
     missing = expected - keys_in(SHIPPED_FILE.read_text(encoding="utf-8"))
 
@@ -84,7 +81,7 @@ def test_the_shipped_file_names_every_field_of_every_settings_model() -> None:
 def test_every_builtin_plugin_with_settings_has_its_table() -> None:
     with_settings = {path.parent.name for path in (REPO / "personae/plugins").glob("*/settings.py")}
 
-    assert with_settings == set(PLUGIN_SETTINGS)
+    assert with_settings == set(plugin_tables())
 
 
 def test_the_shipped_file_reads_back_as_the_defaults() -> None:
@@ -98,9 +95,8 @@ def test_the_shipped_file_reads_back_as_the_defaults() -> None:
 
     assert core(from_file) == core(defaults)
     assert from_file.ollama.options == SHIPPED[("ollama", "options")]
-    assert load_profile_settings(from_file) == PLUGIN_SETTINGS["profile"]()
-    assert load_curiosity_settings(from_file) == PLUGIN_SETTINGS["curiosity"]()
-    assert load_voice_settings(from_file) == PLUGIN_SETTINGS["voice"]()
+    for name, table in plugin_tables().items():
+        assert table.load(from_file) == table.model(), name
 
 
 def test_every_documented_field_has_a_comment_in_the_core_tables() -> None:
