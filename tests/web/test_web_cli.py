@@ -159,7 +159,7 @@ async def test_serve_answers_and_stops_gracefully_on_ctrl_c(
     try:
         ready = False
         async with aiohttp.ClientSession() as session:
-            for _ in range(200):
+            for _ in range(600):
                 try:
                     async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
                         ready = response.status == 200
