@@ -238,7 +238,7 @@ async def _serve_once(tmp_path: Path, port: int, host: str) -> tuple[str, str, i
     status = 0
     try:
         async with aiohttp.ClientSession() as session:
-            for _ in range(400):
+            for _ in range(600):
                 try:
                     async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
                         status = response.status

@@ -12,7 +12,7 @@ from personae.core.errors import CardError, LLMError, PersonaeError
 from personae.core.llm.ollama import OllamaBackend, normalize_model_name
 from personae.core.plugins import PluginManager, create_plugin_manager
 from personae.core.settings import Settings
-from personae.storage.database import Database, describe, sqlite_path
+from personae.storage.database import Database, describe
 from personae.storage.personas import PersonaStore
 
 
@@ -94,6 +94,9 @@ def _folder_cards(folder: Path) -> list[PersonaCard]:
 async def _stored_cards(settings: Settings) -> list[PersonaCard]:
     """System and shared personas in the database; a PersonaeError when the
     database is unreachable or not migrated."""
+    unreachable = await _unreachable(settings)
+    if unreachable:
+        raise PersonaeError(f"{describe(settings.db_url)} is unreachable: {unreachable}")
     db = Database(settings.db_url)
     try:
         pending = await db.pending_migrations()
@@ -176,23 +179,33 @@ def persona_folder_checks(settings: Settings) -> list[Check]:
     return [Check("persona folders", True, f"{loaded} card(s) in {folders} folder(s)")]
 
 
+async def _unreachable(settings: Settings) -> str:
+    """Why a database server cannot be reached ("" when it answers, and always
+    for SQLite). Checked first, since asking for the pending migrations of a
+    server that does not answer finds them all pending."""
+    if settings.db_url.startswith("sqlite://"):
+        return ""
+    db = Database(settings.db_url)
+    try:
+        await db.connect(migrate=False)
+    except Exception as exc:
+        cause = exc.__cause__ or exc
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        return getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
+    finally:
+        await db.close()
+    return ""
+
+
 async def _database_check(settings: Settings) -> Check:
     """A server database must answer first; then every migration must be applied."""
     where = describe(settings.db_url)
     fix = "start the database server, or check database_url / PERSONAE_DATABASE_URL"
+    unreachable = await _unreachable(settings)
+    if unreachable:
+        return Check("database", False, f"{where} is unreachable: {unreachable}", fix)
     db = Database(settings.db_url)
-    if sqlite_path(settings.db_url) is None:
-        try:
-            await db.connect(migrate=False)
-        except Exception as exc:
-            cause = exc.__cause__ or exc
-            if isinstance(cause, ConnectionRefusedError):
-                reason = "connection refused"
-            else:
-                reason = getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
-            return Check("database", False, f"{where} is unreachable: {reason}", fix)
-        finally:
-            await db.close()
     try:
         pending = await db.pending_migrations()
     except (PersonaeError, OSError) as exc:
