@@ -212,7 +212,12 @@ def _toml(value: Any, mask: bool = False) -> str:
             return "inf" if value > 0 else "-inf"
         return repr(value)
     if isinstance(value, str | Path):
-        return json.dumps(str(value), ensure_ascii=False)
+        text = str(value)
+        if mask and "://" in text:  # a database URL's password
+            from personae.storage.database import describe
+
+            text = describe(text)
+        return json.dumps(text, ensure_ascii=False)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml(v, mask) for v in value) + "]"
     if isinstance(value, dict):

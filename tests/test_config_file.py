@@ -119,6 +119,7 @@ def test_config_show_prints_the_settings_in_effect_with_secrets_masked(
 ) -> None:
     monkeypatch.setenv("PERSONAE_DISCORD__TOKEN", "very-secret-token")
     monkeypatch.setenv("PERSONAE_OLLAMA__MODEL", "qwen2.5:7b")
+    monkeypatch.setenv("PERSONAE_DATABASE_URL", "postgres://bot:hunter2@db:5432/personae")
     monkeypatch.setattr(cli, "_state", {})
     monkeypatch.chdir(tmp_path)
 
@@ -128,3 +129,5 @@ def test_config_show_prints_the_settings_in_effect_with_secrets_masked(
     assert 'model = "qwen2.5:7b"' in shown.output
     assert 'token = "**********"' in shown.output
     assert "very-secret-token" not in shown.output
+    assert 'database_url = "postgres://bot:***@db:5432/personae"' in shown.output
+    assert "hunter2" not in shown.output
