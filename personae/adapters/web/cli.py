@@ -309,10 +309,15 @@ async def _say_what_is_missing(app: web.Application) -> None:
         state = await check_llm(app[RUNTIME].llm, model, config.web.ready_timeout_seconds, host)
         if state.status == "model not pulled":
             _warn(f"model {model} is not pulled in Ollama at {host} — run `ollama pull {model}`.")
-        elif not state.ok:
+        elif state.status in {"connection refused", "unreachable"}:
             _warn(
                 f"Ollama is not reachable at {host} ({state.status}) — start it with "
                 "`ollama serve`, or set ollama.host."
+            )
+        elif not state.ok:
+            _warn(
+                f"Ollama at {host} is not answering ({state.status}) — check that it "
+                "runs there (`ollama serve`), or set ollama.host."
             )
     if await app[ACCOUNTS].count() == 0:
         console.print(

@@ -69,11 +69,13 @@ def _failure(error: BaseException, timeout: float, where: str) -> Readiness:
 
 def _refused(error: BaseException) -> bool:
     """Whether the server's address answered that nothing listens there."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, ConnectionRefusedError) or "refused" in str(seen).lower():
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ConnectionRefusedError) or "refused" in str(current).lower():
             return True
-        seen = seen.__cause__ or seen.__context__
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
     return False
 
 
