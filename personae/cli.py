@@ -9,10 +9,11 @@ import logging
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from personae import __version__
@@ -31,7 +32,8 @@ app.add_typer(personas_app, name="personas")
 app.add_typer(db_app, name="db")
 
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
+"""Errors go to standard error, each on one line however narrow the terminal."""
 _state: dict[str, Any] = {}
 
 ConfigOption = Annotated[
@@ -58,13 +60,24 @@ def settings() -> Settings:
     return loaded
 
 
+def show_error(message: object) -> None:
+    """Print ``Error: message`` as one line on standard error. The message is shown
+    as written: brackets in it (``[discord]``) are not taken for markup."""
+    errors.print(f"[bold red]Error:[/] {escape(str(message))}", highlight=False)
+
+
+def fail(message: object, code: int = 1) -> NoReturn:
+    """Show ``message`` as one error line and leave with ``code``."""
+    show_error(message)
+    raise typer.Exit(code)
+
+
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine; show personae's errors as one line, without a traceback."""
     try:
         return asyncio.run(coro)
     except PersonaeError as exc:
-        errors.print(f"[bold red]Error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+        fail(exc)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
 
@@ -123,16 +136,26 @@ async def _chat(persona_id: str | None, user: str | None, conversation: str) -> 
             if line.startswith("/"):
                 await _run_command(rt, scope, line)
                 continue
-            console.print(f"[bold cyan]{card.name}:[/] ", end="")
-            try:
-                async for chunk in rt.stream(
-                    Turn(user_id, card.id, line, conversation, "cli", name)
-                ):
-                    console.print(chunk, end="", markup=False, highlight=False, soft_wrap=True)
-                console.print()
-            except PersonaeError as exc:
-                console.print()
-                errors.print(f"[bold red]Error:[/] {exc}", highlight=False)
+            await _reply(rt, Turn(user_id, card.id, line, conversation, "cli", name), card.name)
+
+
+async def _reply(rt: Any, turn: Turn, speaker: str) -> None:
+    """Stream one reply. The speaker's name is printed with the first chunk, so a
+    turn that fails before the model answers shows only the error line."""
+    started = False
+    try:
+        async for chunk in rt.stream(turn):
+            if not started:
+                console.print(f"[bold cyan]{escape(speaker)}:[/] ", end="")
+                started = True
+            console.print(chunk, end="", markup=False, highlight=False, soft_wrap=True)
+    except PersonaeError as exc:
+        if started:
+            console.print()
+        show_error(exc)
+        return
+    if started:
+        console.print()
 
 
 async def _run_command(rt: Any, scope: Scope, line: str) -> None:
@@ -152,7 +175,7 @@ async def _run_command(rt: Any, scope: Scope, line: str) -> None:
             await asyncio.to_thread(Path(filename).write_bytes, content)
             console.print(f"Saved {filename}.")
     except CommandError as exc:
-        errors.print(str(exc), highlight=False)
+        errors.print(escape(str(exc)), highlight=False)
 
 
 @personas_app.command("list")
@@ -248,9 +271,11 @@ def doctor() -> None:
     checks = run(run_checks(settings()))
     for check in checks:
         mark = "[green]ok[/]  " if check.ok else "[red]FAIL[/]"
-        console.print(f"{mark} {check.name}: {check.detail}", highlight=False)
+        console.print(
+            f"{mark} {check.name}: {escape(check.detail)}", highlight=False, soft_wrap=True
+        )
         if check.fix:
-            console.print(f"       -> {check.fix}", highlight=False)
+            console.print(f"       -> {escape(check.fix)}", highlight=False, soft_wrap=True)
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
 
@@ -263,8 +288,7 @@ def plugins() -> None:
     try:
         pm = create_plugin_manager(settings())
     except PersonaeError as exc:
-        errors.print(f"[bold red]Error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+        fail(exc)
     table = Table("plugin", "version", "source", "hooks")
     for info in pm.plugins():
         table.add_row(info.name, info.version, info.source, ", ".join(info.hooks))
@@ -275,6 +299,7 @@ def _register_subcommands() -> None:
     """Commands that live next to the code they drive."""
     from personae.adapters.discord.cli import register as register_discord
     from personae.adapters.web.cli import register as register_web
+    from personae.cli_config import register as register_config
     from personae.cli_plugins import register as register_plugins
     from personae.portability.cli import register as register_portability
 
@@ -282,6 +307,7 @@ def _register_subcommands() -> None:
     register_discord(app)
     register_plugins(app)
     register_portability(app)
+    register_config(app)
 
 
 _register_subcommands()
@@ -291,5 +317,5 @@ def main() -> None:
     try:
         app()
     except PersonaeError as exc:  # e.g. ConfigError raised while reading settings
-        errors.print(f"[bold red]Error:[/] {exc}", highlight=False)
+        show_error(exc)
         sys.exit(1)

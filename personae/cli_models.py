@@ -57,7 +57,7 @@ def models_list() -> None:
             table.add_row(label, "[red]not installed[/]", _persona_list(personas))
         console.print(table)
         if inventory.note:
-            errors.print(f"Note: {inventory.note}", highlight=False)
+            errors.print(f"Note: {inventory.note}", markup=False, highlight=False)
         if users:
             missing = " ".join(sorted(users))
             console.print(f"Pull the missing model(s) with `personae models pull {missing}`.")

@@ -91,13 +91,12 @@ def plugin_new(
     ] = Path("."),
 ) -> None:
     """Create a plugin package: pyproject with the entry point, code, README, tests."""
-    from personae.cli import console, errors
+    from personae.cli import console, fail
 
     try:
         target = scaffold_plugin(name, directory)
     except (ScaffoldError, OSError) as exc:
-        errors.print(f"[bold red]Error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+        fail(exc)
     lines = [f"Created {target}"]
     lines += [f"  {p.relative_to(target)}" for p in sorted(target.rglob("*")) if p.is_file()]
     lines.append(f"Next: cd {target} && pip install -e '.[test]' && python -m pytest")

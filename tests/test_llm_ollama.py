@@ -265,15 +265,18 @@ async def test_many_concurrent_streams_keep_and_reuse_their_connections(
     assert len(connections) <= 30
 
 
-async def test_each_retry_is_logged_with_its_attempt_and_growing_backoff(
+async def test_each_retry_is_logged_at_debug_with_its_attempt_and_growing_backoff(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     host = f"http://127.0.0.1:{free_port()}"
-    caplog.set_level(logging.WARNING, logger="personae.core.llm.ollama")
+    caplog.set_level(logging.DEBUG, logger="personae.core.llm.ollama")
     async with OllamaBackend(fast_settings(host, retries=3, retry_backoff=0.01)) as llm:
         with pytest.raises(LLMUnavailable):
             await llm.chat(ask())
     retries = [r.getMessage() for r in caplog.records if "not reachable" in r.getMessage()]
+    assert {r.levelno for r in caplog.records if "not reachable" in r.getMessage()} == {
+        logging.DEBUG
+    }
     assert retries == [
         f"Ollama at {host} is not reachable (attempt 1 of 4); retrying in 0.01s",
         f"Ollama at {host} is not reachable (attempt 2 of 4); retrying in 0.02s",

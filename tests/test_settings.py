@@ -45,6 +45,31 @@ def test_invalid_values_name_the_key(tmp_path: Path) -> None:
         load_settings(config)
 
 
+def test_a_bad_environment_value_names_the_variable_and_not_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "fine.toml"
+    config.write_text("[ollama]\nretries = 2\n")
+    monkeypatch.setenv("PERSONAE_OLLAMA__RETRIES", "many")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(config)
+    assert "PERSONAE_OLLAMA__RETRIES (ollama.retries)" in str(raised.value)
+    assert "fine.toml" not in str(raised.value)
+
+
+def test_bad_values_in_both_places_are_each_blamed_on_their_own_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[ollama]\nread_timeout = -1\n")
+    monkeypatch.setenv("PERSONAE_OLLAMA__RETRIES", "many")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(config)
+    message = str(raised.value)
+    assert "in the environment: PERSONAE_OLLAMA__RETRIES (ollama.retries)" in message
+    assert f"in {config}: ollama.read_timeout" in message
+
+
 def test_unknown_keys_are_refused(tmp_path: Path) -> None:
     config = tmp_path / "typo.toml"
     config.write_text('defualt_persona = "sage"\n')

@@ -94,6 +94,9 @@ def _folder_cards(folder: Path) -> list[PersonaCard]:
 async def _stored_cards(settings: Settings) -> list[PersonaCard]:
     """System and shared personas in the database; a PersonaeError when the
     database is unreachable or not migrated."""
+    unreachable = await _unreachable(settings)
+    if unreachable:
+        raise PersonaeError(f"{describe(settings.db_url)} is unreachable: {unreachable}")
     db = Database(settings.db_url)
     try:
         pending = await db.pending_migrations()
@@ -137,29 +140,89 @@ async def run_checks(settings: Settings) -> list[Check]:
                 "fix or uninstall that plugin, or list it in disabled_plugins",
             )
         )
+    checks.extend(persona_folder_checks(settings))
+    checks.append(await _database_check(settings))
+    checks.extend(await _ollama_checks(settings, plugins))
+    return checks
+
+
+def persona_folder_checks(settings: Settings) -> list[Check]:
+    """One failing check per ``persona_dirs`` folder that is missing and per card
+    in them that cannot be read; one passing check when all of them load."""
+    failures: list[Check] = []
+    loaded = 0
+    for folder in settings.persona_dirs:
+        if not Path(folder).is_dir():
+            failures.append(
+                Check(
+                    "persona folder",
+                    False,
+                    f"{folder} (in persona_dirs) is not a folder",
+                    "create it, or remove it from persona_dirs",
+                )
+            )
+            continue
+        for path in sorted(Path(folder).glob("*")):
+            if path.suffix.lower() not in {".json", ".png"}:
+                continue
+            try:
+                load_card(path)
+            except CardError as exc:
+                failures.append(
+                    Check("persona card", False, f"{path}: {exc}", "fix the card or move it away")
+                )
+            else:
+                loaded += 1
+    if failures or not settings.persona_dirs:
+        return failures
+    folders = len(settings.persona_dirs)
+    return [Check("persona folders", True, f"{loaded} card(s) in {folders} folder(s)")]
+
+
+async def _unreachable(settings: Settings) -> str:
+    """Why a database server cannot be reached ("" when it answers, and always
+    for SQLite). Checked first, since asking for the pending migrations of a
+    server that does not answer finds them all pending."""
+    if settings.db_url.startswith("sqlite://"):
+        return ""
+    db = Database(settings.db_url)
+    try:
+        await db.connect(migrate=False)
+    except Exception as exc:
+        cause = exc.__cause__ or exc
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        return getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
+    finally:
+        await db.close()
+    return ""
+
+
+async def _database_check(settings: Settings) -> Check:
+    """A server database must answer first; then every migration must be applied."""
+    where = describe(settings.db_url)
+    fix = "start the database server, or check database_url / PERSONAE_DATABASE_URL"
+    unreachable = await _unreachable(settings)
+    if unreachable:
+        return Check("database", False, f"{where} is unreachable: {unreachable}", fix)
     db = Database(settings.db_url)
     try:
         pending = await db.pending_migrations()
-        if pending:
-            checks.append(
-                Check(
-                    "database",
-                    False,
-                    f"{describe(settings.db_url)}: {len(pending)} migration(s) not applied",
-                    "run `personae db migrate`",
-                )
-            )
-        else:
-            checks.append(Check("database", True, f"{describe(settings.db_url)}: up to date"))
     except (PersonaeError, OSError) as exc:
-        checks.append(
-            Check(
-                "database",
-                False,
-                f"{describe(settings.db_url)}: {exc}",
-                "check database_url / PERSONAE_DATABASE_URL and that the server is running",
-            )
+        return Check("database", False, f"{where}: {exc}", fix)
+    if pending:
+        return Check(
+            "database",
+            False,
+            f"{where}: {len(pending)} migration(s) not applied",
+            "run `personae db migrate`",
         )
+    return Check("database", True, f"{where}: up to date")
+
+
+async def _ollama_checks(settings: Settings, plugins: PluginManager | None) -> list[Check]:
+    """Ollama answers, has the default model, and every model a persona names."""
+    checks: list[Check] = []
     backend = OllamaBackend(settings.ollama)
     try:
         models = await backend.list_models()

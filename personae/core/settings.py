@@ -28,16 +28,24 @@ class OllamaSettings(BaseModel):
     """How to reach Ollama and which model to use by default."""
 
     host: str = "http://127.0.0.1:11434"
+    """Where Ollama listens."""
     model: str = "llama3.2"
+    """The model personas use unless their card names one (``ollama pull`` it first)."""
     embed_model: str | None = None
+    """The model for embeddings (recall by similarity); None = the chat model."""
     connect_timeout: float = Field(5.0, gt=0)
+    """Seconds to wait for a connection to Ollama."""
     read_timeout: float = Field(120.0, gt=0)
+    """Seconds Ollama may stay silent (before the first word, or between words)."""
     max_connections: int = Field(100, ge=1)
     """Connections to Ollama each process keeps open and reuses; turns beyond
     this many at once wait for one to be free."""
     retries: int = Field(3, ge=0, le=10)
+    """How often a failed connection is tried again before the user sees the error."""
     retry_backoff: float = Field(0.5, ge=0)
+    """Seconds before the first retry; doubles with each one."""
     keep_alive: str | float | None = "5m"
+    """How long Ollama keeps the model loaded after a request (``"5m"``, seconds, -1)."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Default model options, e.g. ``{num_ctx = 8192, temperature = 0.8}``."""
 
@@ -46,9 +54,13 @@ class MemorySettings(BaseModel):
     """How much remembered material reaches a prompt."""
 
     recall_budget_tokens: int = Field(400, ge=0)
+    """Tokens of remembered items a prompt may hold."""
     recall_max_items: int = Field(12, ge=0)
+    """At most this many remembered items per prompt."""
     recall_candidates: int = Field(200, ge=1)
+    """How many stored items a recall ranks before choosing what fits."""
     history_messages: int = Field(20, ge=0)
+    """Recent messages of the conversation a prompt holds."""
     history_cache_conversations: int = Field(1000, ge=0)
     """How many conversations' last messages each process keeps in memory, so a
     turn starts the model without waiting for the database (the stored history is
@@ -56,8 +68,12 @@ class MemorySettings(BaseModel):
 
 
 class RuntimeSettings(BaseModel):
+    """Work done after the reply, and stopping."""
+
     background_concurrency: int = Field(4, ge=1)
+    """Background jobs (learning, follow-ups, speech) running at once."""
     shutdown_grace_seconds: float = Field(30.0, ge=0)
+    """How long background work may finish when personae stops."""
 
 
 class Settings(BaseSettings):
@@ -70,10 +86,12 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Path("data")
+    """Where the SQLite database, avatars and voice samples live (created on first run)."""
     database_url: str | None = None
     """``sqlite://path/to/file.db`` (default: ``<data_dir>/personae.db``) or
     ``postgres://user@host:5432/db`` when several processes share the load."""
     default_persona: str = "sage"
+    """The persona ``personae chat`` talks to when --persona is not given."""
     llm_backend: str = "ollama"
     """The name of the registered LLM backend to use."""
     persona_dirs: list[Path] = Field(default_factory=list)
@@ -139,6 +157,39 @@ def resolve_config_path(explicit: str | Path | None = None) -> Path | None:
     return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
 
 
+def _environment_variable(loc: tuple[int | str, ...]) -> str | None:
+    """The ``PERSONAE_*`` variable that set the value at ``loc`` (or a table
+    holding it, such as ``PERSONAE_OLLAMA`` for ``ollama.retries``), if any."""
+    present = {name.upper() for name in os.environ}
+    keys = [str(part).upper() for part in loc]
+    for end in range(len(keys), 0, -1):
+        name = "PERSONAE_" + "__".join(keys[:end])
+        if name in present:
+            return name
+    return None
+
+
+def _describe_invalid(exc: ValidationError, path: Path | None) -> str:
+    """Which settings are wrong, each blamed on where its value came from: the
+    environment variable by name, else the settings file."""
+    from_env: list[str] = []
+    from_file: list[str] = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        variable = _environment_variable(err["loc"])
+        if variable is not None:
+            from_env.append(f"{variable} ({key}): {err['msg']}")
+        else:
+            from_file.append(f"{key}: {err['msg']}")
+    parts = []
+    if from_env:
+        parts.append(f"Invalid setting in the environment: {'; '.join(from_env)}")
+    if from_file:
+        where = f" in {path}" if path else ""
+        parts.append(f"Invalid settings{where}: {'; '.join(from_file)}")
+    return ". ".join(parts)
+
+
 def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:
     """Read settings from the file, the environment and ``overrides`` (highest first:
     overrides, environment, file, defaults). Raises :class:`ConfigError` with the
@@ -148,11 +199,7 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> Setting
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        where = f" in {path}" if path else ""
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"Invalid settings{where}: {problems}") from None
+        raise ConfigError(_describe_invalid(exc, path)) from None
     except ValueError as exc:  # e.g. TOML syntax errors
         raise ConfigError(f"Cannot read settings file {path}: {exc}") from None
     finally:

@@ -29,7 +29,7 @@ import_app = typer.Typer(
 )
 
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would change; write nothing.")]
 PersonaMap = Annotated[
@@ -37,7 +37,12 @@ PersonaMap = Annotated[
     typer.Option("--persona-map", help="OLD=NEW: import the source's persona OLD as NEW."),
 ]
 UserOption = Annotated[
-    str | None, typer.Option("--user", help="A user id or PLATFORM:ID (e.g. discord:1234).")
+    str | None,
+    typer.Option(
+        "--user",
+        help="A username, a user id or PLATFORM:ID (e.g. discord:1234); "
+        "`personae users list` shows them.",
+    ),
 ]
 
 
@@ -125,6 +130,11 @@ def db_backup(
 
     if method not in {"auto", "native", "logical"}:
         raise typer.BadParameter("choose auto, native or logical", param_hint="--method")
+    if not path.parent.is_dir():
+        _cli().fail(
+            f"The folder {path.parent} does not exist; create it first or back up "
+            "into an existing folder."
+        )
     result = _cli().run(backup(_cli().settings(), path, method=method))  # type: ignore[arg-type]
     console.print(
         f"Backed up to {result.path} ({result.method}, {result.size} bytes).", highlight=False
@@ -163,17 +173,36 @@ def memory_export(
     from personae.portability.connection import connected, find_user
 
     async def go() -> list[str]:
-        async with connected(_cli().settings()):
+        settings = _cli().settings()
+        async with connected(settings):
             user_id = await find_user(user) if user else None
-            return await jsonl.export_lines(user_id, persona)
+            lines = await jsonl.export_lines(user_id, persona)
+        if persona is not None and len(lines) == 1:
+            await _check_persona(settings, persona)
+        return lines
 
     lines = _cli().run(go())
     if path == "-":
         jsonl.write_lines(lines, sys.stdout)
         return
-    with Path(path).open("w", encoding="utf-8") as handle:
-        jsonl.write_lines(lines, handle)
+    try:
+        with Path(path).open("w", encoding="utf-8") as handle:
+            jsonl.write_lines(lines, handle)
+    except OSError as exc:
+        _cli().fail(f"Cannot write {path}: {exc.strerror or exc}.")
     errors.print(f"Exported {len(lines) - 1} memory item(s) to {path}.", highlight=False)
+
+
+async def _check_persona(settings: Any, persona_id: str) -> None:
+    """Raise a PortabilityError when no persona ``persona_id`` exists (an export
+    naming a persona that has no memory is only empty when the persona exists)."""
+    from personae.core.doctor import persona_inventory
+
+    inventory = await persona_inventory(settings)
+    if persona_id not in {p.persona_id for p in inventory.personas}:
+        raise PortabilityError(
+            f"No persona {persona_id!r}. `personae personas list` shows the personas."
+        )
 
 
 @memory_app.command("import")
@@ -185,8 +214,7 @@ def memory_import(path: Path, dry_run: DryRun = False) -> None:
     try:
         batch = jsonl.read_file(path)
     except PortabilityError as exc:
-        errors.print(f"[bold red]Error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+        cli.fail(exc)
     show_import(cli.run(_import(batch, dry_run)))
 
 

@@ -23,14 +23,19 @@ async def connected(settings: Settings, *, migrate: bool = True) -> AsyncIterato
 
 
 async def find_user(spec: str) -> int:
-    """The internal id of a user named on the command line: ``42`` (an id) or
-    ``PLATFORM:ID`` (an identity such as ``discord:1234``)."""
+    """The internal id of a user named on the command line: ``alice`` (a web
+    username), ``42`` (an id) or ``PLATFORM:ID`` (an identity such as
+    ``discord:1234``). A username wins over an id that looks the same."""
     platform, sep, external_id = spec.partition(":")
     if not sep:
+        account = await User.filter(username=spec.strip().lower()).values("id")
+        if account:
+            return int(account[0]["id"])
         if spec.isdigit() and await User.filter(id=int(spec)).exists():
             return int(spec)
         raise PortabilityError(
-            f"No user {spec!r}: give a user id or PLATFORM:ID, e.g. discord:1234."
+            f"No user {spec!r}: give a username, a user id or PLATFORM:ID, e.g. "
+            "discord:1234 (`personae users list` shows them)."
         )
     found = await Identity.filter(platform=platform, external_id=external_id).values("user_id")
     if not found:

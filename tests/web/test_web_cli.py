@@ -65,6 +65,72 @@ def test_users_token_prints_a_working_token_once(cli: typer.Typer, settings: Set
     assert missing.exit_code == 1 and "no account" in missing.output
 
 
+def test_users_create_help_does_not_call_the_password_required(cli: typer.Typer) -> None:
+    shown = CliRunner().invoke(cli, ["users", "create", "--help"], env={"COLUMNS": "200"})
+
+    password = next(line for line in shown.output.splitlines() if "--password" in line)
+    assert "asked for" in password and "required" not in password
+
+
+def test_users_list_shows_accounts_with_their_ids_and_roles(cli: typer.Typer) -> None:
+    runner = CliRunner()
+    runner.invoke(cli, ["users", "create", "root", "--password", "long enough pw"])
+    runner.invoke(cli, ["users", "create", "ann", "--password", "long enough pw"])
+
+    listed = runner.invoke(cli, ["users", "list"], env={"COLUMNS": "200"})
+
+    assert listed.exit_code == 0
+    rows = [line for line in listed.output.splitlines() if "root" in line or "ann" in line]
+    assert len(rows) == 2
+    assert "administrator" in rows[0] and "web:" in rows[0]
+    assert "user" in rows[1] and "administrator" not in rows[1]
+
+
+def test_users_tokens_lists_working_tokens_without_their_secrets(cli: typer.Typer) -> None:
+    runner = CliRunner()
+    runner.invoke(cli, ["users", "create", "root", "--password", "long enough pw"])
+    secret = runner.invoke(cli, ["users", "token", "root", "--name", "laptop"]).stdout.split()[-1]
+
+    listed = runner.invoke(cli, ["users", "tokens", "root"], env={"COLUMNS": "200"})
+
+    assert listed.exit_code == 0
+    assert "laptop" in listed.output and "never" in listed.output
+    assert secret not in listed.output and secret[:8] in listed.output
+
+
+def test_users_revoke_one_token_then_all(cli: typer.Typer, settings: Settings) -> None:
+    runner = CliRunner()
+    runner.invoke(cli, ["users", "create", "root", "--password", "long enough pw"])
+    first = runner.invoke(cli, ["users", "token", "root", "--name", "a"]).stdout.split()[-1]
+    second = runner.invoke(cli, ["users", "token", "root", "--name", "b"]).stdout.split()[-1]
+    third = runner.invoke(cli, ["users", "token", "root", "--name", "c"]).stdout.split()[-1]
+    listed = runner.invoke(cli, ["users", "tokens", "root"], env={"COLUMNS": "200"}).output
+    first_id = next(line for line in listed.splitlines() if " a " in line).split()[1]
+
+    one = runner.invoke(cli, ["users", "revoke", "root", first_id])
+    again = runner.invoke(cli, ["users", "revoke", "root", first_id])
+
+    assert one.exit_code == 0 and "Revoked 1 token(s) of root." in one.output
+    assert again.exit_code == 1 and "no working token" in again.output
+    assert not asyncio.run(_token_works(settings, "root", first))
+    assert asyncio.run(_token_works(settings, "root", second))
+
+    every = runner.invoke(cli, ["users", "revoke", "root", "--all"])
+
+    assert every.exit_code == 0 and "Revoked 2 token(s) of root." in every.output
+    assert not asyncio.run(_token_works(settings, "root", second))
+    assert not asyncio.run(_token_works(settings, "root", third))
+
+
+def test_users_revoke_needs_a_token_id_or_all(cli: typer.Typer) -> None:
+    runner = CliRunner()
+    runner.invoke(cli, ["users", "create", "root", "--password", "long enough pw"])
+
+    neither = runner.invoke(cli, ["users", "revoke", "root"])
+
+    assert neither.exit_code == 1 and "token id" in neither.output and "--all" in neither.output
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -93,7 +159,7 @@ async def test_serve_answers_and_stops_gracefully_on_ctrl_c(
     try:
         ready = False
         async with aiohttp.ClientSession() as session:
-            for _ in range(200):
+            for _ in range(600):
                 try:
                     async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
                         ready = response.status == 200

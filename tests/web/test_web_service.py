@@ -32,6 +32,56 @@ async def test_readyz_checks_the_database_and_ollama(
     assert not_ready.data["checks"]["llm"] != "ok"
 
 
+async def test_readyz_names_a_refused_connection_without_showing_where(
+    anonymous: Caller, fake_ollama: FakeOllama
+) -> None:
+    await fake_ollama.stop()
+
+    not_ready = await anonymous.get("/readyz")
+
+    assert not_ready.status == 503
+    assert not_ready.data["checks"]["llm"] == "connection refused"
+    assert not_ready.data["detail"] == "llm: connection refused"
+    assert "details" not in not_ready.data
+    assert fake_ollama.url not in not_ready.body.decode()
+    assert "Error" not in not_ready.body.decode()  # no exception class names
+
+
+async def test_readyz_says_when_the_model_is_not_pulled(
+    anonymous: Caller, fake_ollama: FakeOllama
+) -> None:
+    fake_ollama.models.clear()
+
+    not_ready = await anonymous.get("/readyz")
+
+    assert not_ready.status == 503
+    assert not_ready.data["checks"]["llm"] == "model not pulled"
+
+
+@pytest.mark.parametrize("web_overrides", [{"ready_timeout_seconds": 0.2}])
+async def test_readyz_says_when_ollama_does_not_answer_in_time(
+    anonymous: Caller, fake_ollama: FakeOllama
+) -> None:
+    fake_ollama.delay = 2.0
+
+    not_ready = await anonymous.get("/readyz")
+
+    assert not_ready.status == 503
+    assert not_ready.data["checks"]["llm"] == "no answer within 0.2 s"
+
+
+async def test_readyz_shows_an_administrator_the_details(
+    alice: Caller, bob: Caller, fake_ollama: FakeOllama
+) -> None:
+    await fake_ollama.stop()
+
+    for_admin = await alice.get("/readyz")
+    for_user = await bob.get("/readyz")
+
+    assert for_admin.data["details"]["llm"].startswith(f"{fake_ollama.url}: ")
+    assert "details" not in for_user.data and fake_ollama.url not in for_user.body.decode()
+
+
 async def test_metrics_count_requests_turns_and_llm_errors(
     alice: Caller, anonymous: Caller, fake_ollama: FakeOllama
 ) -> None:

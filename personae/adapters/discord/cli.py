@@ -25,7 +25,8 @@ def discord_command(
         typer.Option(help="The shards this process runs, e.g. 0,1 (needs --shard-count)."),
     ] = None,
 ) -> None:
-    """Run the Discord bot (token from PERSONAE_DISCORD__TOKEN or [discord] token)."""
+    r"""Run the Discord bot (token from PERSONAE_DISCORD__TOKEN or token under \[discord]
+    in the settings file)."""
     from personae import cli
     from personae.adapters.discord.bot import bot_token, run_discord
     from personae.adapters.discord.settings import DiscordSettings

@@ -338,9 +338,10 @@ class OllamaBackend:
         raise AssertionError("unreachable: tenacity either returns or re-raises")
 
     def _log_retry(self, state: RetryCallState) -> None:
-        """Log each retry of a failed connection at WARNING."""
+        """Log each retry of a failed connection at DEBUG: the error that ends
+        the retries is what the user sees."""
         wait = state.next_action.sleep if state.next_action else 0.0
-        log.warning(
+        log.debug(
             "Ollama at %s is not reachable (attempt %d of %d); retrying in %.2fs",
             self.settings.host,
             state.attempt_number,
