@@ -177,3 +177,44 @@ async def test_serve_answers_and_stops_gracefully_on_ctrl_c(
     assert code == 0, out
     assert f"serving on http://127.0.0.1:{port}" in out
     assert (tmp_path / "data" / "personae.db").exists()
+
+
+async def _discord_user_with_data(settings: Settings) -> tuple[int, int]:
+    from personae.core.runtime import Runtime
+    from personae.core.types import Scope
+
+    async with Runtime(settings, load_entry_points=False) as runtime:
+        user_id = await runtime.users.resolve("discord", "1234", "gone")
+        other = await runtime.users.resolve("discord", "5678", "stays")
+        for who in (user_id, other):
+            await runtime.history.append_exchange(Scope("sage", who), "discord:1", "hi", "hello")
+            await runtime.memory.add(Scope("sage", who), "Likes tea")
+    return user_id, other
+
+
+async def _stored(settings: Settings, user_id: int) -> tuple[int, int]:
+    from personae.core.runtime import Runtime
+
+    async with Runtime(settings, load_entry_points=False) as runtime:
+        data = await runtime.export_user_data(user_id)
+    history = data["plugins"].get("history") or {}
+    profile = data["plugins"].get("profile") or {}
+    return len(str(history).split("'hello'")) - 1, len(str(profile).split("Likes tea")) - 1
+
+
+def test_users_forget_deletes_a_platform_users_data_for_an_operator(
+    cli: typer.Typer, settings: Settings
+) -> None:
+    user_id, other = asyncio.run(_discord_user_with_data(settings))
+    assert asyncio.run(_stored(settings, user_id)) == (1, 1)
+
+    refused = CliRunner().invoke(cli, ["users", "forget", "discord:1234"], input="n\n")
+    done = CliRunner().invoke(cli, ["users", "forget", "discord:1234", "--yes"])
+    unknown = CliRunner().invoke(cli, ["users", "forget", "discord:999", "--yes"])
+
+    assert refused.exit_code == 1 and "Nothing was deleted" in refused.output
+    assert done.exit_code == 0, done.output
+    assert "Deleted" in done.output
+    assert asyncio.run(_stored(settings, user_id)) == (0, 0)
+    assert asyncio.run(_stored(settings, other)) == (1, 1)  # nobody else's
+    assert unknown.exit_code == 1 and "identity" in unknown.output

@@ -221,6 +221,45 @@ def register(app: typer.Typer, settings: SettingsLoader | None = None) -> None:
 
         _run(go())
 
+    @users.command("forget")
+    def forget(
+        who: Annotated[
+            str,
+            typer.Argument(
+                help="A web username, a user id, or a platform identity such as discord:1234."
+            ),
+        ],
+        persona: Annotated[
+            str | None, typer.Option(help="Only what this persona stored (default: all).")
+        ] = None,
+        yes: Annotated[bool, typer.Option("--yes", help="Do not ask to confirm.")] = False,
+    ) -> None:
+        """Delete everything every plugin stores about a person (memory, history,
+        follow-ups, voice, plugin data), for when they cannot ask themselves, e.g.
+        a Discord user who left. The account itself stays."""
+        from personae.core.runtime import Runtime
+        from personae.portability.connection import find_user
+
+        config = load()
+
+        async def go() -> None:
+            async with Runtime(config) as runtime:
+                user_id = await find_user(who)
+                if persona is not None:
+                    await runtime.personas.get(persona)  # an unknown persona is an error
+                scope = f"what {persona} stored" if persona else "everything stored"
+                if not yes and not typer.confirm(f"Delete {scope} about {who}?"):
+                    raise PersonaeError("Nothing was deleted.")
+                counts = await runtime.forget_user(user_id, persona)
+            total = sum(counts.values())
+            detail = ", ".join(f"{name} {count}" for name, count in sorted(counts.items()) if count)
+            console.print(
+                f"Deleted {total} record(s) about {who}" + (f" ({detail})." if detail else "."),
+                highlight=False,
+            )
+
+        _run(go())
+
 
 DISCORD_FAILURE: web.AppKey[list[BaseException]] = web.AppKey("discord_failure", list)
 
