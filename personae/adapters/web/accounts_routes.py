@@ -8,7 +8,7 @@ from datetime import timedelta
 from aiohttp import web
 
 from personae.adapters.web.auth import Principal, authenticate, client_address, current_user
-from personae.adapters.web.helpers import iso, ok, runtime, settings
+from personae.adapters.web.helpers import ascii_digits, iso, ok, runtime, settings
 from personae.adapters.web.keys import ACCOUNTS, LOGIN_LIMITER
 from personae.adapters.web.problems import Problem
 from personae.adapters.web.routing import INTEGER_ID, Endpoint
@@ -147,7 +147,7 @@ async def create_token(request: web.Request) -> web.Response:
 async def revoke_token(request: web.Request) -> web.Response:
     principal: Principal = await current_user(request)
     raw = request.match_info["token_id"]
-    token_id = int(raw) if raw.isdigit() and len(raw) < 18 else 0
+    token_id = int(raw) if ascii_digits(raw) and len(raw) < 18 else 0
     if not await request.config_dict[ACCOUNTS].revoke_token(principal.user_id, token_id):
         raise Problem(404, "Token not found", f"You have no token {raw!r}.")
     return web.Response(status=204)

@@ -45,7 +45,7 @@ from personae.adapters.web.metrics import Metrics
 from personae.adapters.web.openapi import build_openapi, openapi_handler
 from personae.adapters.web.problems import problem_middleware
 from personae.adapters.web.ratelimit import RateLimiter
-from personae.adapters.web.routing import Endpoint
+from personae.adapters.web.routing import Endpoint, guarded
 from personae.core.runtime import Runtime
 from personae.core.settings import Settings
 from personae.storage.accounts import AccountStore
@@ -115,7 +115,7 @@ def init_app(
 
 def _add_routes(app: web.Application, table: Iterable[Endpoint]) -> None:
     for endpoint in table:
-        app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
+        app.router.add_route(endpoint.method, endpoint.path, guarded(endpoint))
 
 
 def _runtime_context(

@@ -9,7 +9,7 @@ import re
 from aiohttp import web
 
 from personae.adapters.web.auth import current_user
-from personae.adapters.web.helpers import iso, ok, runtime, settings, visible_persona
+from personae.adapters.web.helpers import ascii_digits, iso, ok, runtime, settings, visible_persona
 from personae.adapters.web.keys import ACCOUNTS
 from personae.adapters.web.problems import Problem
 from personae.adapters.web.routing import INTEGER_ID, PERSONA_ID, Endpoint, Param
@@ -33,7 +33,7 @@ def _item_out(item: MemoryRecord) -> MemoryItemOut:
 
 def _item_id(request: web.Request) -> int:
     raw = request.match_info["item_id"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not ascii_digits(raw) or len(raw) > 18:
         raise Problem(404, "Memory item not found", f"No memory item {raw!r}.")
     return int(raw)
 
