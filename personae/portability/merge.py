@@ -18,6 +18,7 @@ from personae.core.settings import Settings
 from personae.core.types import Scope
 from personae.plugins.profile.consolidation import Report, consolidate
 from personae.plugins.profile.extraction import Candidate
+from personae.plugins.profile.safety import screen_memory
 from personae.plugins.profile.settings import load_profile_settings
 from personae.portability.errors import PortabilityError
 from personae.portability.progress import NoProgress, Progress
@@ -38,6 +39,8 @@ class ScopeMerge:
     added: list[str] = field(default_factory=list)
     duplicates: int = 0
     evicted: list[str] = field(default_factory=list)
+    refused: int = 0
+    """Items not merged because they read as instructions (the memory screen)."""
 
 
 @dataclass(slots=True)
@@ -75,7 +78,14 @@ async def merge_memory(
     shown.start("users", len(users))
     for uid in users:
         known = list(reversed(await store.list(Scope(source, uid))))  # oldest first
-        candidates = [Candidate("add", item.kind, item.text, item.confidence) for item in known]
+        candidates: list[Candidate] = []
+        refused = 0
+        for item in known:  # stored before screening existed, or edited in the database
+            cleaned, reason = screen_memory(item.text)
+            if reason is None:
+                candidates.append(Candidate("add", item.kind, cleaned, item.confidence))
+            else:
+                refused += 1
         try:
             async with store.session(Scope(target, uid)) as session:
                 report = await consolidate(
@@ -88,10 +98,11 @@ async def merge_memory(
         result.scopes.append(
             ScopeMerge(
                 uid,
-                len(candidates),
+                len(known),
                 [item.text for item in report.added],
                 report.duplicates,
                 [item.text for item in report.evicted],
+                refused,
             )
         )
         shown.advance("users")

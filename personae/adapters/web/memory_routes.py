@@ -17,6 +17,7 @@ from personae.adapters.web.schemas import ForgetOut, MemoryItemOut, MemoryList, 
 from personae.adapters.web.uploads import read_json
 from personae.core.cards import card_to_dict
 from personae.core.types import Scope
+from personae.plugins.profile.safety import screen_memory
 from personae.storage.records import MemoryRecord
 
 
@@ -50,8 +51,13 @@ async def patch_memory(request: web.Request) -> web.Response:
     entry = await visible_persona(request, principal)
     item_id = _item_id(request)
     body = await read_json(request, MemoryPatch, settings(request).web.max_body_bytes)
+    text = None
+    if body.text is not None:
+        text, refused = screen_memory(body.text)
+        if refused is not None:
+            raise Problem(422, "Memory text refused", f"This text cannot be stored: {refused}.")
     item = await runtime(request).memory.update(
-        Scope(entry.id, principal.user_id), item_id, text=body.text, kind=body.kind
+        Scope(entry.id, principal.user_id), item_id, text=text, kind=body.kind
     )
     if item is None:
         raise Problem(404, "Memory item not found", f"{entry.card.name} has no item {item_id}.")

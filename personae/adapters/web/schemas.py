@@ -186,7 +186,7 @@ class MemoryList(BaseModel):
 
 class MemoryPatch(Body):
     text: str | None = Field(default=None, min_length=1, max_length=4000)
-    kind: str | None = Field(default=None, min_length=1, max_length=32)
+    kind: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,31}$")
 
 
 class ForgetOut(BaseModel):
