@@ -26,6 +26,7 @@ from personae.core.cards import (
     EXTENSION_KEY,
     PersonaCard,
     card_to_dict,
+    check_card_limits,
     dump_card_json,
     parse_card_json,
     read_png_card,
@@ -264,7 +265,7 @@ async def import_card(request: web.Request) -> web.Response:
         card = parse_card_json(data)
     else:
         raise Problem(415, "Unsupported card type", "Upload a character card as JSON or PNG.")
-    card = _sanitize(card, principal, new_id)
+    card = _sanitize(check_card_limits(card), principal, new_id)
     avatar = None
     if kind == "png":
         png = await reencode_avatar(data, config.avatar_max_pixels)

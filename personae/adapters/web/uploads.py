@@ -16,10 +16,12 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ValidationError
 
 from personae.adapters.web.problems import Problem, validation_problem
+from personae.core.card_png import MAX_PIXELS, check_dimensions
+from personae.core.errors import CardError
 
 M = TypeVar("M", bound=BaseModel)
 Kind = Literal["png", "jpeg", "gif", "webp", "json"]
-MAX_IMAGE_PIXELS = 40_000_000
+MAX_IMAGE_PIXELS = MAX_PIXELS
 MULTIPART_ERRORS: tuple[type[Exception], ...] = (
     ValueError,
     AssertionError,
@@ -146,8 +148,7 @@ def _reencode(data: bytes, max_side: int) -> bytes:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(io.BytesIO(data)) as image:
-            if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise ValueError("too many pixels")
+            check_dimensions(image)  # from the header, before decoding
             image.load()
             picture = image.convert("RGBA")
     picture.thumbnail((max_side, max_side))
@@ -163,6 +164,8 @@ async def reencode_avatar(data: bytes, max_side: int) -> bytes:
         raise Problem(415, "Unsupported image type", "Upload a PNG, JPEG, GIF or WebP image.")
     try:
         return await asyncio.to_thread(_reencode, data, max_side)
+    except CardError as error:
+        raise Problem(422, "Image too large", str(error)) from None
     except (
         UnidentifiedImageError,
         OSError,
