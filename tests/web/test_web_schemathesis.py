@@ -69,7 +69,12 @@ class ThreadedService:
                 data_dir=self.data_dir,
                 disabled_plugins=missing,
                 ollama={"host": fake.url, "read_timeout": 5.0, "retries": 0},
-                web={"chat_rate_per_minute": 0, "login_rate_per_minute": 0},
+                web={
+                    "chat_rate_per_minute": 0,
+                    "login_rate_per_minute": 0,
+                    "signup_rate_per_minute": 0,
+                    "signup_global_rate_per_minute": 0,
+                },
             )
             runner = web.AppRunner(init_app(config, accounts=AccountStore(FAST_HASHER)))
             await runner.setup()
