@@ -5,10 +5,12 @@ the reason, and nothing is stored."""
 from __future__ import annotations
 
 import json
+import stat
 
-from conftest import Caller
+from conftest import Caller, png_bytes
 
 from personae.core.runtime import Runtime
+from personae.core.settings import Settings
 from tests.test_card_limits import card, huge_png
 
 
@@ -39,3 +41,13 @@ async def test_an_avatar_declaring_too_many_pixels_is_refused(alice: Caller) -> 
     assert answer.status == 422
     assert answer.data["title"] == "Image too large"
     assert "9000x9000 pixels" in answer.data["detail"]
+
+
+async def test_an_uploaded_avatar_is_a_private_file(alice: Caller, settings: Settings) -> None:
+    answer = await alice.call("PUT", "/api/personas/sage/avatar", data=png_bytes())
+
+    assert answer.status == 200, answer.data
+    folder = settings.data_dir / "avatars"
+    files = list(folder.iterdir())
+    assert len(files) == 1 and stat.S_IMODE(files[0].stat().st_mode) == 0o600
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700

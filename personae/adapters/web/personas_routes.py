@@ -34,6 +34,7 @@ from personae.core.cards import (
 )
 from personae.core.errors import CardError
 from personae.core.personas import PersonaEntry
+from personae.core.private_files import write_private
 
 AVATAR_RE = re.compile(r"[0-9a-f]{32}\.png")
 UPLOAD = {
@@ -164,13 +165,7 @@ async def _store_avatar(request: web.Request, png: bytes) -> str:
     folder = avatars_dir(request)
     name = secrets.token_hex(16) + ".png"
 
-    def write() -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        temporary = folder / f".{name}.tmp"
-        temporary.write_bytes(png)
-        temporary.replace(folder / name)
-
-    await asyncio.to_thread(write)
+    await asyncio.to_thread(write_private, folder / name, png)
     return name
 
 
