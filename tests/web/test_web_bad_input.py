@@ -5,16 +5,22 @@ character or a malformed multipart body with a 4xx problem document, never a
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
 import pytest
-from conftest import Caller, Response
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from conftest import FAST_HASHER, Caller, Response
 
+from personae.adapters.web import init_app
 from personae.adapters.web.app import endpoints
 from personae.adapters.web.openapi import build_openapi
 from personae.core.runtime import Runtime
+from personae.core.settings import Settings
 from personae.core.types import Scope
+from personae.storage.accounts import AccountStore
 
 pytestmark = pytest.mark.both_databases
 
@@ -178,3 +184,25 @@ async def test_control_characters_in_multipart_part_headers_are_400(
 
     assert answer.status == 400, answer.data
     assert answer.data["title"] == "Malformed multipart body"
+
+
+async def test_an_error_after_a_stream_began_closes_it_instead_of_writing_a_second_answer(
+    settings: Settings, runtime: Runtime
+) -> None:
+    async def breaks_mid_stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b"data: one\n\n")
+        raise RuntimeError("a bug after the first event")
+
+    app = init_app(settings, runtime=runtime, accounts=AccountStore(FAST_HASHER))
+    app.router.add_get("/breaks", breaks_mid_stream)
+    async with TestServer(app, host="127.0.0.1") as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /breaks HTTP/1.1\r\nHost: x\r\n\r\n")
+        raw = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+
+    assert raw.startswith(b"HTTP/1.1 200")
+    assert b"data: one" in raw
+    assert raw.count(b"HTTP/1.1") == 1

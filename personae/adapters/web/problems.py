@@ -164,13 +164,27 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     try:
         return await handler(request)
     except web.HTTPException as exc:
-        if exc.status < 400:
+        if exc.status < 400 or _started(request):
             raise
         return _from_http_exception(exc).response(request)
     except asyncio.CancelledError:
         raise
     except (PersonaeError, ValidationError, Problem) as exc:
+        if _started(request):
+            log.warning(
+                "error after the answer began on %s %s: %s", request.method, request.path, exc
+            )
+            raise
         return problem_from_error(exc).response(request)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
+        if _started(request):
+            raise
         return problem_from_error(RuntimeError()).response(request)
+
+
+def _started(request: web.Request) -> bool:
+    """Whether the answer's status line has gone out (a stream began): a problem
+    document written now would land inside the body, so the error is left to
+    aiohttp, which closes the connection instead."""
+    return bool(getattr(request.writer, "output_size", 0))
