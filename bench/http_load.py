@@ -154,7 +154,12 @@ async def serve(pipe: Connection, fake_url: str, learning: bool) -> None:
             data_dir=Path(folder),
             disabled_plugins=[*EXAMPLES, *([] if learning else LEARNERS)],
             ollama={"host": fake_url},
-            web={"chat_rate_per_minute": 0, "login_rate_per_minute": 0},
+            web={
+                "chat_rate_per_minute": 0,
+                "login_rate_per_minute": 0,
+                "signup_rate_per_minute": 0,
+                "signup_global_rate_per_minute": 0,
+            },
         )
         hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
         runners = []

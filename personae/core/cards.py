@@ -31,6 +31,14 @@ from personae.core.errors import CardError
 log = logging.getLogger(__name__)
 
 MAX_CARD_BYTES = 20 * 1024 * 1024
+MAX_FIELD_CHARS = 20_000
+"""The longest text field of a card (description, personality, greetings ...)."""
+MAX_NAME_CHARS = 200
+MAX_LIST_ITEMS = 50
+"""The most alternate greetings, group greetings or tags a card may have."""
+MAX_TAG_CHARS = 100
+MAX_STRUCTURED_BYTES = 2 * 1024 * 1024
+"""The largest ``character_book``, ``extensions`` or other extra field, as JSON."""
 Spec = Literal["chara_card_v2", "chara_card_v3"]
 SPEC_V2: Spec = "chara_card_v2"
 SPEC_V3: Spec = "chara_card_v3"
@@ -206,6 +214,55 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+# --- limits --------------------------------------------------------------------------
+
+
+def check_card_limits(card: PersonaCard) -> PersonaCard:
+    """``card`` when it is within the limits every persona keeps (the same ones the
+    web API enforces on personas it creates), else a :class:`CardError` naming the
+    field. Every import path (HTTP, ``personae personas import``, card folders,
+    importers) calls this, so an imported card is never bigger than a created one;
+    no text may hold a NUL character (PostgreSQL cannot store one)."""
+    texts: dict[str, str] = {key: getattr(card, key) for key in _TEXT_FIELDS}
+    if card.nickname is not None:
+        texts["nickname"] = card.nickname
+    for key, value in texts.items():
+        limit = MAX_NAME_CHARS if key in ("name", "nickname") else MAX_FIELD_CHARS
+        if len(value) > limit:
+            raise CardError(
+                f"The card's '{key}' is {len(value):,} characters long; the limit is "
+                f"{limit:,}. Shorten it and import the card again."
+            )
+        if "\x00" in value:
+            raise CardError(f"The card's '{key}' contains a NUL character; remove it.")
+    for key in _LIST_FIELDS:
+        items: list[str] = getattr(card, key)
+        item_limit = MAX_TAG_CHARS if key == "tags" else MAX_FIELD_CHARS
+        if len(items) > MAX_LIST_ITEMS:
+            raise CardError(
+                f"The card has {len(items)} {key.replace('_', ' ')}; the limit is {MAX_LIST_ITEMS}."
+            )
+        for item in items:
+            if len(item) > item_limit or "\x00" in item:
+                raise CardError(
+                    f"An entry of the card's '{key}' is over {item_limit:,} characters "
+                    "or contains a NUL character."
+                )
+    structured = {"character_book": card.character_book, "extensions": card.extensions}
+    for key, value in {**structured, **card.extra_fields}.items():
+        if value is None:
+            continue
+        encoded = json.dumps(value, ensure_ascii=True, default=str)
+        if len(encoded) > MAX_STRUCTURED_BYTES:
+            raise CardError(
+                f"The card's '{key}' is {len(encoded) / 1_048_576:.1f} MB as JSON; the "
+                f"limit is {MAX_STRUCTURED_BYTES // 1_048_576} MB."
+            )
+        if "\\u0000" in encoded:
+            raise CardError(f"The card's '{key}' contains a NUL character; remove it.")
+    return card
+
+
 # --- reading -------------------------------------------------------------------------
 
 
@@ -225,14 +282,14 @@ def load_card(path: Path) -> PersonaCard:
         raise CardError(f"Cannot read {path}: {error.strerror or error}.") from None
     try:
         if card_png.is_png(data):
-            return read_png_card(data)
+            return check_card_limits(read_png_card(data))
         if not data.strip():
             raise CardError("the file is empty")
         if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] not in (b"{", b"["):
             raise CardError(
                 "it is neither a PNG image nor a JSON file; character cards are one or the other"
             )
-        return parse_card_json(data)
+        return check_card_limits(parse_card_json(data))
     except CardError as error:
         raise CardError(f"Cannot load the card {path}: {error}") from error
 

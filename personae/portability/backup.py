@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from personae.core.private_files import create_private
 from personae.core.settings import Settings
 from personae.portability import logical
 from personae.portability.connection import connected
@@ -126,9 +127,9 @@ def _pg_tool(name: str) -> str | None:
 async def backup(settings: Settings, path: Path, *, method: Method = "auto") -> BackupResult:
     """Back the configured database up to ``path`` (replaced atomically)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     partial.unlink(missing_ok=True)
+    create_private(partial)  # 0600 in a 0700 folder; every method writes into it
     try:
         if method == "logical":
             used = await _logical_backup(settings, partial)
@@ -204,7 +205,7 @@ async def restore(
         await backup(settings, saved)
     if kind == "sqlite":
         target = sqlite_file(settings)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        create_private(target)
         await asyncio.to_thread(_sqlite_copy, path, target, source_readonly=True)
     elif kind == "pg_dump":
         await _run(

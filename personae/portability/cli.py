@@ -242,12 +242,12 @@ def memory_merge(
     result = _cli().run(go())
     verb = "Would merge" if result.dry_run else "Merged"
     table = Table("user", "offered", "added", "already known", "made precise", "retired",
-                  "evicted")  # fmt: skip
+                  "evicted", "refused")  # fmt: skip
     table.title = f"{verb} {source} -> {target}"
     for scope in result.scopes:
         table.add_row(str(scope.user_id), str(scope.offered), str(len(scope.added)),
                       str(scope.duplicates), str(len(scope.updated)), str(scope.retired),
-                      str(len(scope.evicted)))  # fmt: skip
+                      str(len(scope.evicted)), str(scope.refused))  # fmt: skip
     console.print(table)
     if result.dry_run:
         console.print("Dry run: nothing was written. Add --apply to merge.")

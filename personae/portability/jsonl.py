@@ -29,8 +29,9 @@ from typing import IO, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from personae import __version__
+from personae.plugins.profile.safety import screen_memory
 from personae.portability.errors import PortabilityError
-from personae.portability.records import ImportBatch, ItemIn, UserRef, as_utc
+from personae.portability.records import ImportBatch, ItemIn, Problem, UserRef, as_utc
 from personae.storage import models as m
 
 FORMAT = "personae.memory"
@@ -188,9 +189,16 @@ def parse_lines(text: str, source: str) -> ImportBatch:
     batch = ImportBatch(kind="jsonl", source=source, files_read=1)
     for number, line in numbered[1:]:
         try:
-            batch.items.append(ItemLine.model_validate_json(line).item(f"{source}:{number}"))
+            parsed = ItemLine.model_validate_json(line)
         except ValidationError as exc:
             errors.append(f"line {number}: {_describe(exc)}")
+            continue
+        where = f"{source}:{number}"
+        cleaned, refused = screen_memory(parsed.text)
+        if refused is not None:
+            batch.problems.append(Problem(where, refused))
+            continue
+        batch.items.append(parsed.model_copy(update={"text": cleaned}).item(where))
     if errors:
         shown = "; ".join(errors[:MAX_ERRORS_SHOWN])
         more = f" (and {len(errors) - MAX_ERRORS_SHOWN} more)" if len(errors) > 10 else ""

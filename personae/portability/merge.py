@@ -21,6 +21,7 @@ from personae.core.settings import Settings
 from personae.core.types import Scope
 from personae.plugins.profile.consolidation import Report, consolidate
 from personae.plugins.profile.extraction import Candidate
+from personae.plugins.profile.safety import screen_memory
 from personae.plugins.profile.settings import load_profile_settings
 from personae.portability.errors import PortabilityError
 from personae.portability.progress import NoProgress, Progress
@@ -45,6 +46,8 @@ class ScopeMerge:
     """B's items given a more precise text from A (their new texts)."""
     retired: int = 0
     """B's items a note of A contradicted."""
+    refused: int = 0
+    """Items not merged because they read as instructions (the memory screen)."""
 
 
 @dataclass(slots=True)
@@ -82,10 +85,22 @@ async def merge_memory(
     shown.start("users", len(users))
     for uid in users:
         known = list(reversed(await store.list(Scope(source, uid))))  # oldest first
-        candidates = [
-            Candidate("add", i.kind, i.text, i.confidence, message_ids=tuple(i.source_message_ids))
-            for i in known
-        ]
+        candidates: list[Candidate] = []
+        refused = 0
+        for item in known:  # stored before screening existed, or edited in the database
+            cleaned, reason = screen_memory(item.text)
+            if reason is None:
+                candidates.append(
+                    Candidate(
+                        "add",
+                        item.kind,
+                        cleaned,
+                        item.confidence,
+                        message_ids=tuple(item.source_message_ids),
+                    )
+                )
+            else:
+                refused += 1
         try:
             async with store.session(Scope(target, uid)) as session:
                 report = await consolidate(
@@ -98,12 +113,13 @@ async def merge_memory(
         result.scopes.append(
             ScopeMerge(
                 uid,
-                len(candidates),
+                len(known),
                 [item.text for item in report.added],
                 report.duplicates,
                 [item.text for item in report.evicted],
                 [item.text for item in report.updated],
                 len(report.retired),
+                refused,
             )
         )
         shown.advance("users")

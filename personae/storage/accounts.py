@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
@@ -101,6 +102,25 @@ def check_password(password: str) -> None:
         raise AccountError(f"The password is too long; use at most {MAX_PASSWORD} characters.")
 
 
+_SIGNUP_LOCK = 0x7065_7273_6F6E_6165 & 0x7FFF_FFFF_FFFF_FFFF
+"""The PostgreSQL advisory lock that orders account creation ("persona" in hex)."""
+
+
+async def _serialize_signups(conn: BaseDBAsyncClient) -> None:
+    """Make account creations take turns across processes for the rest of the
+    transaction, so "is this the first account?" and the insert that follows are
+    one step and exactly one first account becomes the administrator.
+
+    PostgreSQL: a transaction-level advisory lock, released at commit. SQLite: a
+    write as the transaction's first statement, which takes the database's write
+    lock at once (like ``BEGIN IMMEDIATE``; another process waits for it) instead of
+    reading first and failing to upgrade to a write later."""
+    if conn.capabilities.dialect == "postgres":
+        await conn.execute_query("SELECT pg_advisory_xact_lock($1)", [_SIGNUP_LOCK])
+    else:
+        await conn.execute_query("UPDATE users SET id = id WHERE 0")
+
+
 class AccountStore:
     """Accounts, API tokens and browser sessions. Every token or session method
     that names a user only ever touches that user's rows."""
@@ -145,6 +165,7 @@ class AccountStore:
         async with self._create_lock:
             try:
                 async with in_transaction("default") as conn:
+                    await _serialize_signups(conn)
                     first = not await User.filter(username__isnull=False).using_db(conn).exists()
                     user = await User.create(
                         name=(name or canonical)[:100],

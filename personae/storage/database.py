@@ -18,6 +18,7 @@ from tortoise.migrations.api import migrate as tortoise_migrate
 from tortoise.migrations.executor import MigrationExecutor
 
 from personae.core.errors import StorageError
+from personae.core.private_files import create_private
 from personae.storage import recall
 from personae.storage.connections import close_read_pool, open_read_pool
 
@@ -49,7 +50,7 @@ def normalize_url(url: str) -> str:
         return url
     path = url[len("sqlite://") :].split("?", 1)[0]
     if sqlite_path(url):
-        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        create_private(Path(path).expanduser())  # 0600, so its -wal and -shm are too
     query = dict(parse_qsl(parts.query))
     query.setdefault("journal_mode", "WAL")
     query.setdefault("busy_timeout", str(SQLITE_BUSY_TIMEOUT_MS))

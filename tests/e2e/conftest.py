@@ -93,7 +93,12 @@ def e2e_settings(tmp: Path, ollama_url: str) -> Settings:
         data_dir=tmp / "data",
         database_url=f"sqlite://{tmp / 'personae.db'}",
         ollama={"host": ollama_url, "read_timeout": 5.0, "retries": 1, "retry_backoff": 0.01},
-        web={"login_rate_per_minute": 0, "chat_rate_per_minute": CHAT_RATE},
+        web={
+            "login_rate_per_minute": 0,
+            "chat_rate_per_minute": CHAT_RATE,
+            "signup_rate_per_minute": 0,
+            "signup_global_rate_per_minute": 0,
+        },
         plugin_settings={
             "profile": {"extract_after_messages": 1, "tick_seconds": 0.5},
             "curiosity": {

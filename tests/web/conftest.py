@@ -89,7 +89,12 @@ def web_overrides() -> dict[str, Any]:
 def settings(
     tmp_path: Path, fake_ollama: FakeOllama, db_url: str, web_overrides: dict[str, Any]
 ) -> Settings:
-    web = {"login_rate_per_minute": 0, "chat_rate_per_minute": 0} | web_overrides
+    web = {
+        "login_rate_per_minute": 0,
+        "chat_rate_per_minute": 0,
+        "signup_rate_per_minute": 0,
+        "signup_global_rate_per_minute": 0,
+    } | web_overrides
     return Settings(
         disabled_plugins=_missing_plugins(),
         data_dir=tmp_path / "data",

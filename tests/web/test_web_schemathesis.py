@@ -15,7 +15,11 @@ import schemathesis
 from aiohttp import web
 from conftest import FAST_HASHER, PASSWORD
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    not_a_server_error,
+)
 
 from personae.adapters.web import init_app
 from personae.core.plugins import DEFAULT_PLUGINS
@@ -69,7 +73,12 @@ class ThreadedService:
                 data_dir=self.data_dir,
                 disabled_plugins=missing,
                 ollama={"host": fake.url, "read_timeout": 5.0, "retries": 0},
-                web={"chat_rate_per_minute": 0, "login_rate_per_minute": 0},
+                web={
+                    "chat_rate_per_minute": 0,
+                    "login_rate_per_minute": 0,
+                    "signup_rate_per_minute": 0,
+                    "signup_global_rate_per_minute": 0,
+                },
             )
             runner = web.AppRunner(init_app(config, accounts=AccountStore(FAST_HASHER)))
             await runner.setup()
@@ -116,5 +125,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 )
 def test_no_request_makes_the_server_fail(case: schemathesis.Case, service: dict[str, Any]) -> None:
     case.call_and_validate(
-        base_url=service["url"], headers=service["headers"], checks=[not_a_server_error]
+        base_url=service["url"],
+        headers=service["headers"],
+        checks=[not_a_server_error, negative_data_rejection, content_type_conformance],
     )

@@ -8,8 +8,14 @@ from datetime import timedelta
 from aiohttp import web
 
 from personae.adapters.web.auth import Principal, authenticate, client_address, current_user
-from personae.adapters.web.helpers import iso, ok, runtime, settings
-from personae.adapters.web.keys import ACCOUNTS, LOGIN_LIMITER
+from personae.adapters.web.helpers import ascii_digits, iso, ok, runtime, settings
+from personae.adapters.web.keys import (
+    ACCOUNTS,
+    LOGIN_BACKOFF,
+    LOGIN_LIMITER,
+    SIGNUP_GLOBAL_LIMITER,
+    SIGNUP_LIMITER,
+)
 from personae.adapters.web.problems import Problem
 from personae.adapters.web.routing import INTEGER_ID, Endpoint
 from personae.adapters.web.schemas import (
@@ -72,13 +78,31 @@ def _set_cookie(
     )
 
 
+def _too_many(title: str, detail: str, wait: int) -> Problem:
+    return Problem(
+        429, title, f"{detail} Try again in {wait} s.", headers={"Retry-After": str(wait)}
+    )
+
+
 async def signup(request: web.Request) -> web.Response:
-    body = await read_json(request, SignupBody, settings(request).web.max_body_bytes)
+    config = settings(request).web
+    body = await read_json(request, SignupBody, config.max_body_bytes)
     accounts = request.config_dict[ACCOUNTS]
-    if not settings(request).web.allow_signup and await accounts.count() > 0:
+    if not config.allow_signup and (not config.first_signup_admin or await accounts.count() > 0):
         raise Problem(403, "Sign-up is closed", "Ask an administrator for an account.")
+    wait = request.config_dict[SIGNUP_LIMITER].hit(client_address(request))
+    if wait is not None:
+        raise _too_many("Too many sign-ups", "Too many accounts were created from here.", wait)
+    wait = request.config_dict[SIGNUP_GLOBAL_LIMITER].hit("*")
+    if wait is not None:
+        raise _too_many("Too many sign-ups", "The server is taking no new accounts now.", wait)
     try:
-        account = await accounts.create(body.username, body.password, name=body.name)
+        account = await accounts.create(
+            body.username,
+            body.password,
+            name=body.name,
+            is_admin=None if config.first_signup_admin else False,
+        )
     except AccountError as error:
         status = 409 if "taken" in str(error) else 422
         title = "User name taken" if status == 409 else "Invalid account details"
@@ -90,15 +114,21 @@ async def login(request: web.Request) -> web.Response:
     body = await read_json(request, LoginBody, settings(request).web.max_body_bytes)
     wait = request.config_dict[LOGIN_LIMITER].hit(client_address(request))
     if wait is not None:
-        raise Problem(
-            429,
+        raise _too_many("Too many login attempts", "Too many logins from here.", wait)
+    backoff = request.config_dict[LOGIN_BACKOFF]
+    name = body.username.strip().lower()
+    wait = backoff.wait(name)
+    if wait is not None:
+        raise _too_many(
             "Too many login attempts",
-            f"Try again in {wait} s.",
-            headers={"Retry-After": str(wait)},
+            "This account had too many wrong passwords in a row.",
+            wait,
         )
     account = await request.config_dict[ACCOUNTS].verify(body.username, body.password)
     if account is None:
+        backoff.failed(name)
         raise Problem(401, "Wrong user name or password", "Check both and try again.")
+    backoff.succeeded(name)
     return await _start_session(request, account, 200)
 
 
@@ -147,7 +177,7 @@ async def create_token(request: web.Request) -> web.Response:
 async def revoke_token(request: web.Request) -> web.Response:
     principal: Principal = await current_user(request)
     raw = request.match_info["token_id"]
-    token_id = int(raw) if raw.isdigit() and len(raw) < 18 else 0
+    token_id = int(raw) if ascii_digits(raw) and len(raw) < 18 else 0
     if not await request.config_dict[ACCOUNTS].revoke_token(principal.user_id, token_id):
         raise Problem(404, "Token not found", f"You have no token {raw!r}.")
     return web.Response(status=204)
@@ -155,7 +185,7 @@ async def revoke_token(request: web.Request) -> web.Response:
 
 ENDPOINTS = [
     Endpoint("POST", "/api/auth/signup", signup, "Create an account and log in", "accounts",
-             body=SignupBody, response=AccountOut, status=201, auth=False, errors=(403, 409)),
+             body=SignupBody, response=AccountOut, status=201, auth=False, errors=(403, 409, 429)),
     Endpoint("POST", "/api/auth/login", login, "Log in (sets the session cookie)", "accounts",
              body=LoginBody, response=AccountOut, auth=False, errors=(401, 429)),
     Endpoint("POST", "/api/auth/logout", logout, "Log out (ends the session)", "accounts",

@@ -34,18 +34,21 @@ from personae.adapters.web.keys import (
     ACCOUNTS,
     CHAT_LIMITER,
     EVENTS,
+    LOGIN_BACKOFF,
     LOGIN_LIMITER,
     METRICS,
     RUNTIME,
     SETTINGS,
+    SIGNUP_GLOBAL_LIMITER,
+    SIGNUP_LIMITER,
     STATE,
     ServiceState,
 )
 from personae.adapters.web.metrics import Metrics
 from personae.adapters.web.openapi import build_openapi, openapi_handler
 from personae.adapters.web.problems import problem_middleware
-from personae.adapters.web.ratelimit import RateLimiter
-from personae.adapters.web.routing import Endpoint
+from personae.adapters.web.ratelimit import LoginBackoff, RateLimiter
+from personae.adapters.web.routing import Endpoint, guarded
 from personae.core.runtime import Runtime
 from personae.core.settings import Settings
 from personae.storage.accounts import AccountStore
@@ -99,6 +102,11 @@ def init_app(
     app[METRICS] = metrics
     app[CHAT_LIMITER] = RateLimiter(config.chat_rate_per_minute)
     app[LOGIN_LIMITER] = RateLimiter(config.login_rate_per_minute)
+    app[LOGIN_BACKOFF] = LoginBackoff(
+        config.login_failures_before_backoff, config.login_backoff_max_seconds
+    )
+    app[SIGNUP_LIMITER] = RateLimiter(config.signup_rate_per_minute)
+    app[SIGNUP_GLOBAL_LIMITER] = RateLimiter(config.signup_global_rate_per_minute)
     app.cleanup_ctx.append(_runtime_context(runtime))
     app.cleanup_ctx.append(_proactive_context)
     app.on_shutdown.append(_begin_shutdown)
@@ -115,7 +123,7 @@ def init_app(
 
 def _add_routes(app: web.Application, table: Iterable[Endpoint]) -> None:
     for endpoint in table:
-        app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
+        app.router.add_route(endpoint.method, endpoint.path, guarded(endpoint))
 
 
 def _runtime_context(

@@ -16,7 +16,7 @@ from typing import Literal
 from aiohttp import web
 
 from personae.adapters.web.keys import ACCOUNTS, SETTINGS
-from personae.adapters.web.problems import Problem
+from personae.adapters.web.problems import IS_ADMIN, Problem
 from personae.storage.accounts import Account
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -79,6 +79,7 @@ async def authenticate(request: web.Request) -> Principal | None:
                         f"Send the session's CSRF token in the {CSRF_HEADER} header.",
                     )
     request[_PRINCIPAL] = principal
+    request[IS_ADMIN] = principal is not None and principal.account.is_admin
     return principal
 
 

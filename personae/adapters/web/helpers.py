@@ -59,9 +59,15 @@ def conversation_name(value: str) -> str:
 def int_param(request: web.Request, name: str) -> int:
     """An integer path parameter; 404 when it is not one (no such object)."""
     raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
-        raise Problem(404, "Not found", f"No object with id {raw!r}.")
+    if not ascii_digits(raw) or len(raw) > 18:
+        raise Problem(404, "Not found", f"No object with id {raw[:80]!r}.")
     return int(raw)
+
+
+def ascii_digits(raw: str) -> bool:
+    """Whether ``raw`` is a whole number written in ASCII digits. (``str.isdigit``
+    and ``int`` also take other scripts' digits: ``int("\\u0667") == 7``.)"""
+    return raw.isascii() and raw.isdigit()
 
 
 def query_int(
@@ -70,10 +76,10 @@ def query_int(
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise Problem(422, "Invalid query parameter", f"{name} must be an integer.") from None
+    digits = raw[1:] if raw[:1] == "-" else raw
+    if not ascii_digits(digits) or len(digits) > 18:
+        raise Problem(422, "Invalid query parameter", f"{name} must be an integer.")
+    value = int(raw)
     if not low <= value <= high:
         raise Problem(422, "Invalid query parameter", f"{name} must be between {low} and {high}.")
     return value

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from personae.adapters.web.events import EventHub
 from personae.adapters.web.metrics import Metrics
-from personae.adapters.web.ratelimit import RateLimiter
+from personae.adapters.web.ratelimit import LoginBackoff, RateLimiter
 from personae.core.runtime import Runtime
 from personae.core.settings import Settings
 from personae.storage.accounts import AccountStore
@@ -39,3 +39,6 @@ EVENTS = web.AppKey("personae.events", EventHub)
 METRICS = web.AppKey("personae.metrics", Metrics)
 CHAT_LIMITER = web.AppKey("personae.chat_limiter", RateLimiter)
 LOGIN_LIMITER = web.AppKey("personae.login_limiter", RateLimiter)
+LOGIN_BACKOFF = web.AppKey("personae.login_backoff", LoginBackoff)
+SIGNUP_LIMITER = web.AppKey("personae.signup_limiter", RateLimiter)
+SIGNUP_GLOBAL_LIMITER = web.AppKey("personae.signup_global_limiter", RateLimiter)

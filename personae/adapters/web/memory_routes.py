@@ -9,7 +9,7 @@ import re
 from aiohttp import web
 
 from personae.adapters.web.auth import current_user
-from personae.adapters.web.helpers import iso, ok, runtime, settings, visible_persona
+from personae.adapters.web.helpers import ascii_digits, iso, ok, runtime, settings, visible_persona
 from personae.adapters.web.keys import ACCOUNTS
 from personae.adapters.web.problems import Problem
 from personae.adapters.web.routing import INTEGER_ID, PERSONA_ID, Endpoint, Param
@@ -24,6 +24,7 @@ from personae.adapters.web.schemas import (
 from personae.adapters.web.uploads import read_json
 from personae.core.cards import card_to_dict
 from personae.core.types import Scope
+from personae.plugins.profile.safety import screen_memory
 from personae.storage.records import MemoryRecord
 
 
@@ -40,7 +41,7 @@ def _item_out(item: MemoryRecord) -> MemoryItemOut:
 
 def _item_id(request: web.Request) -> int:
     raw = request.match_info["item_id"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not ascii_digits(raw) or len(raw) > 18:
         raise Problem(404, "Memory item not found", f"No memory item {raw!r}.")
     return int(raw)
 
@@ -57,8 +58,13 @@ async def patch_memory(request: web.Request) -> web.Response:
     entry = await visible_persona(request, principal)
     item_id = _item_id(request)
     body = await read_json(request, MemoryPatch, settings(request).web.max_body_bytes)
+    text = None
+    if body.text is not None:
+        text, refused = screen_memory(body.text)
+        if refused is not None:
+            raise Problem(422, "Memory text refused", f"This text cannot be stored: {refused}.")
     item = await runtime(request).memory.update(
-        Scope(entry.id, principal.user_id), item_id, text=body.text, kind=body.kind
+        Scope(entry.id, principal.user_id), item_id, text=text, kind=body.kind
     )
     if item is None:
         raise Problem(404, "Memory item not found", f"{entry.card.name} has no item {item_id}.")

@@ -26,6 +26,7 @@ from personae.core.cards import (
     EXTENSION_KEY,
     PersonaCard,
     card_to_dict,
+    check_card_limits,
     dump_card_json,
     parse_card_json,
     read_png_card,
@@ -33,6 +34,7 @@ from personae.core.cards import (
 )
 from personae.core.errors import CardError
 from personae.core.personas import PersonaEntry
+from personae.core.private_files import write_private
 
 AVATAR_RE = re.compile(r"[0-9a-f]{32}\.png")
 UPLOAD = {
@@ -163,13 +165,7 @@ async def _store_avatar(request: web.Request, png: bytes) -> str:
     folder = avatars_dir(request)
     name = secrets.token_hex(16) + ".png"
 
-    def write() -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        temporary = folder / f".{name}.tmp"
-        temporary.write_bytes(png)
-        temporary.replace(folder / name)
-
-    await asyncio.to_thread(write)
+    await asyncio.to_thread(write_private, folder / name, png)
     return name
 
 
@@ -264,7 +260,7 @@ async def import_card(request: web.Request) -> web.Response:
         card = parse_card_json(data)
     else:
         raise Problem(415, "Unsupported card type", "Upload a character card as JSON or PNG.")
-    card = _sanitize(card, principal, new_id)
+    card = _sanitize(check_card_limits(card), principal, new_id)
     avatar = None
     if kind == "png":
         png = await reencode_avatar(data, config.avatar_max_pixels)

@@ -32,6 +32,9 @@ from personae.storage.accounts import AccountError
 log = logging.getLogger("personae.web")
 
 PROBLEM_JSON = "application/problem+json"
+IS_ADMIN = web.RequestKey("personae.is_admin", bool)
+"""Set by authentication: whether the caller is an administrator (who may read
+the internal details of an error)."""
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -45,30 +48,36 @@ class Problem(Exception):
         detail: str | None = None,
         *,
         headers: Mapping[str, str] | None = None,
+        admin_detail: str | None = None,
         **extra: Any,
     ) -> None:
         super().__init__(detail or title)
         self.status = status
         self.title = title
         self.detail = detail
+        self.admin_detail = admin_detail
+        """What administrators see instead of ``detail`` (internal addresses and
+        error names that users must not see); logged either way."""
         self.headers = dict(headers or {})
         self.extra = extra
 
-    def document(self, instance: str | None = None) -> dict[str, Any]:
+    def document(self, instance: str | None = None, *, admin: bool = False) -> dict[str, Any]:
         doc: dict[str, Any] = {"type": "about:blank", "title": self.title, "status": self.status}
-        if self.detail:
-            doc["detail"] = self.detail
+        detail = self.admin_detail if admin and self.admin_detail else self.detail
+        if detail:
+            doc["detail"] = detail
         if instance:
             doc["instance"] = instance
         doc.update(self.extra)
         return doc
 
     def response(self, request: web.Request | None = None) -> web.Response:
-        doc = self.document(request.path if request is not None else None)
+        admin = request is not None and bool(request.get(IS_ADMIN, False))
+        doc = self.document(request.path if request is not None else None, admin=admin)
         if request is not None and request.path.startswith("/v1/"):
             # OpenAI clients read {"error": {"message": ...}}; problem fields stay.
             doc["error"] = {
-                "message": self.detail or self.title,
+                "message": doc.get("detail") or self.title,
                 "type": _openai_type(self.status),
                 "code": self.extra.get("code"),
             }
@@ -103,20 +112,35 @@ def problem_from_error(error: BaseException) -> Problem:
         case CommandError():
             return Problem(400, "Command failed", str(error))
         case LLMUnavailable():
-            return Problem(503, "Language model unavailable", str(error))
+            return _internal(503, "Language model unavailable", error, _LLM_DOWN)
         case ModelNotFound():
-            return Problem(503, "Model not installed", str(error))
+            return _internal(503, "Model not installed", error, _NO_MODEL)
         case LLMTimeout():
-            return Problem(504, "Language model timed out", str(error))
+            return _internal(504, "Language model timed out", error, _LLM_SLOW)
         case LLMError():
-            return Problem(502, "Language model error", str(error))
+            return _internal(502, "Language model error", error, _LLM_FAILED)
         case StorageError():
-            return Problem(503, "Database unavailable", str(error))
+            return _internal(503, "Database unavailable", error, _DB_DOWN)
         case PersonaeError():
             return Problem(400, "Request failed", str(error))
     return Problem(
         500, "Internal Server Error", "Something went wrong on the server; it is logged."
     )
+
+
+_LLM_DOWN = "The language model is not reachable right now; try again in a minute."
+_NO_MODEL = "This persona's language model is not installed on the server; tell its administrator."
+_LLM_SLOW = "The language model took too long to answer; try again."
+_LLM_FAILED = "The language model could not answer; try again."
+_DB_DOWN = "The server cannot reach its database right now; try again in a minute."
+
+
+def _internal(status: int, title: str, error: BaseException, plain: str) -> Problem:
+    """A problem whose error text names internal things (the Ollama or database
+    address, an exception's class): users read ``plain``; administrators and the
+    log get the error itself."""
+    log.warning("%s: %s", title, error)
+    return Problem(status, title, plain, admin_detail=str(error))
 
 
 def validation_problem(error: ValidationError) -> Problem:
@@ -140,13 +164,27 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     try:
         return await handler(request)
     except web.HTTPException as exc:
-        if exc.status < 400:
+        if exc.status < 400 or _started(request):
             raise
         return _from_http_exception(exc).response(request)
     except asyncio.CancelledError:
         raise
     except (PersonaeError, ValidationError, Problem) as exc:
+        if _started(request):
+            log.warning(
+                "error after the answer began on %s %s: %s", request.method, request.path, exc
+            )
+            raise
         return problem_from_error(exc).response(request)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
+        if _started(request):
+            raise
         return problem_from_error(RuntimeError()).response(request)
+
+
+def _started(request: web.Request) -> bool:
+    """Whether the answer's status line has gone out (a stream began): a problem
+    document written now would land inside the body, so the error is left to
+    aiohttp, which closes the connection instead."""
+    return bool(getattr(request.writer, "output_size", 0))

@@ -3,12 +3,15 @@ document is generated from it, so the two cannot drift apart."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
+
+from personae.adapters.web.problems import Problem
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -52,3 +55,54 @@ class Endpoint:
     description: str = ""
     sse: bool = False
     """The endpoint may answer with ``text/event-stream``."""
+
+
+def _param_ok(raw: str, schema: dict[str, Any]) -> bool:
+    """Whether a path parameter matches its schema. Integers are ASCII digits only
+    (``int()`` reads Arabic-Indic seven as 7 and fails on superscript two)."""
+    if schema.get("type") == "integer":
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+            return False
+        value = int(raw)
+        return schema.get("minimum", value) <= value <= schema.get("maximum", value)
+    pattern = schema.get("pattern")
+    if pattern is not None and re.fullmatch(pattern, raw, re.ASCII) is None:
+        return False
+    return len(raw) <= schema.get("maxLength", 1024)
+
+
+def _bad_param(name: str, raw: str, schema: dict[str, Any]) -> Problem:
+    shown = repr(raw[:80]) + ("..." if len(raw) > 80 else "")
+    if schema is CONVERSATION:
+        return Problem(
+            422,
+            "Invalid conversation name",
+            "A conversation name is 1-64 letters, digits, '-' or '_'.",
+        )
+    return Problem(404, "Not found", f"There is no {name.replace('_', ' ')} {shown}.")
+
+
+def guarded(endpoint: Endpoint) -> Handler:
+    """The endpoint's handler behind the checks every route shares, so no handler
+    meets input its storage cannot take: each path parameter must match the schema
+    the OpenAPI document gives it (404 when it cannot name an object, 422 for a bad
+    conversation name), and no path parameter or query value may hold a NUL
+    character (PostgreSQL refuses them in text)."""
+    schemas = endpoint.path_params
+    handler = endpoint.handler
+
+    async def checked(request: web.Request) -> web.StreamResponse:
+        for name, raw in request.match_info.items():
+            schema = schemas.get(name, {"type": "string", "maxLength": 256})
+            if not _param_ok(raw, schema):
+                raise _bad_param(name, raw, schema)
+        for key, value in request.query.items():
+            if "\x00" in key or "\x00" in value:
+                raise Problem(
+                    400, "Invalid query string", "The query string holds a NUL character."
+                )
+        return await handler(request)
+
+    checked.__name__ = getattr(handler, "__name__", "handler")
+    checked.__doc__ = handler.__doc__
+    return checked

@@ -3,11 +3,13 @@ OpenAPI document."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Text = Field(default="", max_length=20_000)
+from personae.core.cards import MAX_FIELD_CHARS, MAX_LIST_ITEMS, MAX_NAME_CHARS, MAX_TAG_CHARS
+
+Text = Field(default="", max_length=MAX_FIELD_CHARS)
 ConversationName = Field(
     default="default", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Conversation name."
 )
@@ -74,8 +76,12 @@ class PersonaFields(Body):
     greeting: str = Text
     example_messages: str = Text
     system_prompt: str = Text
-    alternate_greetings: list[str] = Field(default_factory=list, max_length=50)
-    tags: list[str] = Field(default_factory=list, max_length=50)
+    alternate_greetings: list[Annotated[str, Field(max_length=MAX_FIELD_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_LIST_ITEMS
+    )
+    tags: list[Annotated[str, Field(max_length=MAX_TAG_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_LIST_ITEMS
+    )
     voice: str | None = Field(default=None, max_length=100)
     curiosity: Curiosity = "low"
     sharing_group: str | None = Field(
@@ -85,20 +91,24 @@ class PersonaFields(Body):
 
 
 class PersonaCreate(PersonaFields):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
     id: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 class PersonaPatch(Body):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=20_000)
-    personality: str | None = Field(default=None, max_length=20_000)
-    scenario: str | None = Field(default=None, max_length=20_000)
-    greeting: str | None = Field(default=None, max_length=20_000)
-    example_messages: str | None = Field(default=None, max_length=20_000)
-    system_prompt: str | None = Field(default=None, max_length=20_000)
-    alternate_greetings: list[str] | None = Field(default=None, max_length=50)
-    tags: list[str] | None = Field(default=None, max_length=50)
+    name: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_CHARS)
+    description: str | None = Field(default=None, max_length=MAX_FIELD_CHARS)
+    personality: str | None = Field(default=None, max_length=MAX_FIELD_CHARS)
+    scenario: str | None = Field(default=None, max_length=MAX_FIELD_CHARS)
+    greeting: str | None = Field(default=None, max_length=MAX_FIELD_CHARS)
+    example_messages: str | None = Field(default=None, max_length=MAX_FIELD_CHARS)
+    system_prompt: str | None = Field(default=None, max_length=MAX_FIELD_CHARS)
+    alternate_greetings: list[Annotated[str, Field(max_length=MAX_FIELD_CHARS)]] | None = Field(
+        default=None, max_length=MAX_LIST_ITEMS
+    )
+    tags: list[Annotated[str, Field(max_length=MAX_TAG_CHARS)]] | None = Field(
+        default=None, max_length=MAX_LIST_ITEMS
+    )
     voice: str | None = Field(default=None, max_length=100)
     curiosity: Curiosity | None = None
     sharing_group: str | None = Field(default=None, max_length=64)
@@ -204,7 +214,7 @@ class MemoryHistory(BaseModel):
 
 class MemoryPatch(Body):
     text: str | None = Field(default=None, min_length=1, max_length=4000)
-    kind: str | None = Field(default=None, min_length=1, max_length=32)
+    kind: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,31}$")
 
 
 class ForgetOut(BaseModel):

@@ -27,9 +27,26 @@ class WebSettings(BaseModel):
     """Chat turns (and commands) one user may start per minute; 0 turns the limit off."""
     login_rate_per_minute: int = Field(10, ge=0)
     """Failed-login budget per client address per minute; 0 turns the limit off."""
+    signup_rate_per_minute: int = Field(3, ge=0)
+    """Sign-ups one client address may make per minute (each costs a 64 MiB Argon2
+    hash); 0 turns the limit off."""
+    signup_global_rate_per_minute: int = Field(20, ge=0)
+    """Sign-ups the whole service accepts per minute, from all addresses together;
+    0 turns the limit off."""
+    login_failures_before_backoff: int = Field(5, ge=0)
+    """Failed logins in a row one account name may have before each further attempt
+    waits (1 s, 2 s, 4 s ... up to ``login_backoff_max_seconds``), from any address;
+    0 turns the backoff off."""
+    login_backoff_max_seconds: float = Field(900.0, gt=0)
+    """The longest wait the login backoff imposes."""
     allow_signup: bool = True
-    """Whether anyone may create an account; the first account can always be created
-    (and becomes the administrator)."""
+    """Whether anyone may create an account. When closed, the very first account can
+    still be created over HTTP if ``first_signup_admin`` is on (it becomes the
+    administrator)."""
+    first_signup_admin: bool = True
+    """Make the first account created by signing up over HTTP the administrator. Turn
+    off on a server reachable by others before its operator has an account, and make
+    the first administrator with ``personae users create NAME --admin``."""
     trusted_proxies: list[str] = Field(default_factory=list)
     """Addresses or networks of reverse proxies whose ``X-Forwarded-For`` is believed."""
     ready_timeout_seconds: float = Field(3.0, gt=0)

@@ -6,18 +6,41 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import warnings
 from typing import Literal, TypeVar
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ValidationError
 
 from personae.adapters.web.problems import Problem, validation_problem
+from personae.core.card_png import MAX_PIXELS, check_dimensions
+from personae.core.errors import CardError
 
 M = TypeVar("M", bound=BaseModel)
 Kind = Literal["png", "jpeg", "gif", "webp", "json"]
-MAX_IMAGE_PIXELS = 40_000_000
+MAX_IMAGE_PIXELS = MAX_PIXELS
+MULTIPART_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    AssertionError,
+    KeyError,
+    HttpProcessingError,
+)
+"""What aiohttp's multipart reader raises for a malformed body (a part header
+with control characters is an ``InvalidHeader``): answered with a 400."""
+_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+def malformed_multipart() -> Problem:
+    return Problem(400, "Malformed multipart body", "The form data is unreadable.")
+
+
+def safe_filename(name: str | None) -> str:
+    """The last part of an uploaded file's name, without control characters or
+    path separators (``filename*=`` can encode any byte, NUL included)."""
+    return _UNSAFE_NAME.sub("", (name or "").replace("\\", "/").rsplit("/", 1)[-1])[:255]
 
 
 def too_large(limit: int) -> Problem:
@@ -48,10 +71,31 @@ async def read_json(request: web.Request, model: type[M], limit: int) -> M:
         data = json.loads(raw) if raw.strip() else {}
     except (ValueError, RecursionError):
         raise Problem(400, "Malformed JSON", "The request body is not valid JSON.") from None
+    if has_nul(data):
+        raise Problem(
+            422, "Invalid request body", "Text in the request may not contain NUL characters."
+        )
     try:
         return model.model_validate(data)
     except ValidationError as error:
         raise validation_problem(error) from None
+
+
+def has_nul(data: object) -> bool:
+    """Whether any string (or object key) in decoded JSON holds a NUL character,
+    which PostgreSQL cannot store in text."""
+    pending = [data]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 async def read_upload(request: web.Request, limit: int) -> bytes:
@@ -66,8 +110,8 @@ async def read_upload(request: web.Request, limit: int) -> bytes:
                 if not isinstance(part, BodyPartReader) or part.filename is None:
                     continue
                 return await read_part(part, limit)
-        except (ValueError, AssertionError, KeyError):
-            raise Problem(400, "Malformed multipart body", "The form data is unreadable.") from None
+        except MULTIPART_ERRORS:
+            raise malformed_multipart() from None
         raise Problem(400, "No file uploaded", "The form has no file part.")
     body = await read_body(request, limit)
     if not body:
@@ -104,8 +148,7 @@ def _reencode(data: bytes, max_side: int) -> bytes:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(io.BytesIO(data)) as image:
-            if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise ValueError("too many pixels")
+            check_dimensions(image)  # from the header, before decoding
             image.load()
             picture = image.convert("RGBA")
     picture.thumbnail((max_side, max_side))
@@ -121,6 +164,8 @@ async def reencode_avatar(data: bytes, max_side: int) -> bytes:
         raise Problem(415, "Unsupported image type", "Upload a PNG, JPEG, GIF or WebP image.")
     try:
         return await asyncio.to_thread(_reencode, data, max_side)
+    except CardError as error:
+        raise Problem(422, "Image too large", str(error)) from None
     except (
         UnidentifiedImageError,
         OSError,

@@ -14,7 +14,6 @@ import asyncio
 import base64
 import logging
 import math
-from pathlib import PurePath
 
 from aiohttp import BodyPartReader, ClientConnectionResetError, web
 from pydantic import BaseModel, Field
@@ -25,7 +24,14 @@ from personae.adapters.web.helpers import int_param, ok, runtime, visible_person
 from personae.adapters.web.keys import CHAT_LIMITER
 from personae.adapters.web.problems import Problem
 from personae.adapters.web.routing import INTEGER_ID, PERSONA_ID, Endpoint, Param
-from personae.adapters.web.uploads import read_body, read_part, too_large
+from personae.adapters.web.uploads import (
+    MULTIPART_ERRORS,
+    malformed_multipart,
+    read_body,
+    read_part,
+    safe_filename,
+    too_large,
+)
 from personae.core.personas import PersonaEntry
 from personae.core.runtime import Reply
 from personae.core.types import Scope
@@ -429,13 +435,13 @@ async def read_sample(request: web.Request, limit: int) -> tuple[bytes, str]:
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader) or (part.name != "file" and not part.filename):
                 continue
-            upload = (await read_part(part, limit), PurePath(part.filename or "").name)
+            upload = (await read_part(part, limit), safe_filename(part.filename))
             if part.name == "file":
                 first = upload
                 break
             first = first or upload
-    except (ValueError, AssertionError, KeyError):
-        raise Problem(400, "Malformed multipart body", "The form data is unreadable.") from None
+    except MULTIPART_ERRORS:
+        raise malformed_multipart() from None
     if first is None or not first[0]:
         raise Problem(400, "No file uploaded", "Send the sample in the form field 'file'.")
     return first

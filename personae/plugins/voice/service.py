@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from personae.core.locks import KeyedLocks
+from personae.core.private_files import write_private
 from personae.plugins.voice import audio as audio_mod
 from personae.plugins.voice.audio import AudioFormat, concat_wav, parse_wav
 from personae.plugins.voice.engines.base import TTSEngine, VoiceInfo
@@ -902,14 +903,7 @@ def _pack(sentences: list[str], limit: int) -> list[str]:
 
 
 def _write_file(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        temporary.write_bytes(data)
-        temporary.replace(path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    write_private(path, data)  # 0600 in 0700 folders, replaced atomically
 
 
 def _remove_empty_dirs(root: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from personae.core.cards import slugify
-from personae.plugins.profile.safety import clean_text, looks_like_instruction
+from personae.plugins.profile.safety import screen_memory
 from personae.portability.errors import PortabilityError
 
 MAX_TEXT = 500
@@ -35,14 +35,7 @@ def screen(text: str) -> tuple[str, str | None]:
     """The text cleaned to one line, and why it cannot be a memory item (or None).
 
     The same screen learning uses: instructions to the bot are never stored."""
-    cleaned = clean_text(text)
-    if not cleaned:
-        return cleaned, "empty text"
-    if len(cleaned) > MAX_TEXT:
-        return cleaned, f"longer than {MAX_TEXT} characters"
-    if looks_like_instruction(cleaned):
-        return cleaned, "reads as an instruction to the bot, not something about the user"
-    return cleaned, None
+    return screen_memory(text, max_chars=MAX_TEXT)
 
 
 def humanize(key: str) -> str:
