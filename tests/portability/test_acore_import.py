@@ -13,9 +13,10 @@ from personae.core.types import Scope
 from personae.portability import manifest, rollback, run_import
 from personae.portability.errors import PortabilityError
 from personae.portability.importers.acore import read_acore
+from personae.portability.records import Problem
 from personae.storage import HistoryStore, MemoryStore, PersonaStore, UserStore
 from personae.storage.models import Identity, MemoryItem, Persona, User
-from tests.portability.formats import NEREVAR, STALKER, make_acore
+from tests.portability.formats import CHANNEL, NEREVAR, STALKER, make_acore, make_acore_extras
 
 
 @pytest.fixture
@@ -145,3 +146,118 @@ async def test_a_folder_without_acore_data_is_refused(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(PortabilityError, match="acore_bot folder"):
         read_acore(tmp_path / "empty")
+
+
+# -- what a profile import alone used to drop ------------------------------------------
+
+
+@pytest.fixture
+def extras(tmp_path: Path) -> Path:
+    return make_acore_extras(tmp_path / "acore_extras")
+
+
+def reasons_of(problems: list[Problem], name: str) -> list[str]:
+    return [p.reason for p in problems if Path(p.source).name == name]
+
+
+async def test_memorable_quotes_become_facts_and_instructions_among_them_are_reported(
+    db: Settings, extras: Path
+) -> None:
+    result = await run_import(db, read_acore(extras, default_persona="sage"), dry_run=False)
+    nerevar = await UserStore().resolve("discord", str(NEREVAR))
+    items = await MemoryStore().list(Scope("sage", nerevar))
+    quote = next(i for i in items if "Cliff racers" in i.text)
+    assert quote.kind == "fact"
+    assert (
+        quote.text
+        == 'Once said: "Cliff racers are the real villains" (when talking about Morrowind)'
+    )
+    assert quote.created_at is not None and quote.created_at.isoformat().startswith("2025-11-05")
+    assert not any("obey" in i.text for i in items)
+    profile = reasons_of(result.problems, f"user_{NEREVAR}.json")
+    assert "skipped 1 memorable quote: reads as an instruction" in profile[0]
+    relationship = "skipped 1 relationship: a relationship with another user"
+    assert any(r.startswith(relationship) and str(STALKER) in r for r in profile)
+
+
+async def test_chat_history_becomes_one_conversation_per_user_of_the_channel(
+    db: Settings, extras: Path
+) -> None:
+    await run_import(db, read_acore(extras, default_persona="sage"), dry_run=False)
+    nerevar = await UserStore().resolve("discord", str(NEREVAR))
+    strelok = await UserStore().resolve("discord", str(STALKER))
+    key = f"discord:{CHANNEL}"  # the Discord adapter's key: the chat goes on where it was
+    mine = await HistoryStore().recent(Scope("sage", nerevar), key, 10)
+    assert [(m.role, m.content) for m in mine] == [
+        ("user", "Hail, Lord Dagoth"),
+        ("assistant", "Hello, Nerevar."),
+    ]
+    theirs = await HistoryStore().recent(Scope("sage", strelok), key, 10)
+    assert [m.content for m in theirs] == ["Anyone seen Strelok?", "He is in the Zone."]
+
+
+async def test_chat_history_messages_without_a_user_are_counted_in_the_report(
+    db: Settings, extras: Path
+) -> None:
+    result = await run_import(db, read_acore(extras, default_persona="sage"), dry_run=True)
+    assert result.counts["messages"].new == 4 and result.counts["conversations"].new == 2
+    history = reasons_of(result.problems, f"{CHANNEL}.json")
+    assert "skipped 1 message: no known user's message before it (#1)" in history
+    assert "skipped 1 message: acore_bot recorded no user id for it (#6)" in history
+    assert "skipped 1 message: role 'system' is not user or assistant (#7)" in history
+
+
+async def test_the_default_persona_gets_a_persona_map_hint_unless_mapped(
+    db: Settings, extras: Path
+) -> None:
+    result = await run_import(db, read_acore(extras, default_persona="sage"), dry_run=True)
+    hints = [p.reason for p in result.problems if "--persona-map default=PERSONA_ID" in p.reason]
+    assert len(hints) == 2  # the old profiles folder and the chat history
+    assert any(h.startswith("1 profile of acore's persona 'default'") for h in hints)
+    assert all("imported under personae's default persona 'sage'" in h for h in hints)
+    mapped = read_acore(extras, persona_map={"default": "sage"}, default_persona="sage")
+    assert not any("--persona-map default" in p.reason for p in mapped.problems)
+
+
+async def test_a_lorebook_is_attached_to_the_card_of_its_persona(
+    db: Settings, extras: Path
+) -> None:
+    result = await run_import(db, read_acore(extras, default_persona="sage"), dry_run=False)
+    card, _, _ = await PersonaStore().get("dagoth_ur")  # type: ignore[misc]
+    book = card["data"]["character_book"]
+    assert book["name"] == "Morrowind"
+    assert [(e["keys"], e["content"], e["insertion_order"]) for e in book["entries"]] == [
+        (["Red Mountain"], "Dagoth Ur's seat.", 10)
+    ]
+    lore = reasons_of(result.problems, "dagoth_ur.json")
+    assert "skipped 1 lorebook entry: no content or no keys (#2)" in lore
+
+
+async def test_a_lorebook_without_an_imported_persona_is_reported_not_lost(
+    db: Settings, extras: Path
+) -> None:
+    result = await run_import(db, read_acore(extras, default_persona="sage"), dry_run=False)
+    (reason,) = reasons_of(result.problems, "the_zone.json")
+    assert reason.startswith("skipped 1 lorebook: no imported persona 'the_zone'")
+    assert "--persona-map the_zone=PERSONA_ID" in reason
+    mapped = read_acore(extras, persona_map={"the_zone": "nova"}, default_persona="sage")
+    nova = next(p.card for p in mapped.personas if p.card.id == "nova")
+    assert nova.character_book is not None and nova.character_book["name"] == "The Zone"
+
+
+async def test_acores_own_persona_format_becomes_a_character_card(
+    db: Settings, extras: Path
+) -> None:
+    await run_import(db, read_acore(extras, default_persona="sage"), dry_run=False)
+    document, _, _ = await PersonaStore().get("nova")  # type: ignore[misc]
+    card = document["data"]
+    assert card["name"] == "Nova"
+    assert card["system_prompt"] == "You are Nova, a curious companion."
+    assert card["personality"].startswith("Curious and analytical; Playful with a caring side.")
+    assert "Speech: Casual but thoughtful." in card["personality"]
+    assert card["description"].startswith("A next-generation AI companion who learns")
+    for part in ("World: Digital consciousness.", "- Remembers past conversations",
+                 "Expertise: technology.", "Avoids talking about: politics."):  # fmt: skip
+        assert part in card["description"]
+    assert card["extensions"]["acore"]["knowledge"]["rag_categories"] == ["tech"]
+    assert card["extensions"]["personae"]["curiosity"] == "high"

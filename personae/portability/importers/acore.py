@@ -41,7 +41,7 @@ from personae.portability.importers.acore_personas import (
     lorebook_files,
     read_personas,
 )
-from personae.portability.importers.common import Report, humanize, map_persona, screen
+from personae.portability.importers.common import Report, humanize, map_persona, plural, screen
 from personae.portability.records import ImportBatch, ItemIn, UserRef, parse_time
 
 PLATFORM = "discord"
@@ -109,10 +109,10 @@ def read_acore(
             defaulted[str(file.parent)] = defaulted.get(str(file.parent), 0) + 1
     if DEFAULT not in explicit:
         for where, count in defaulted.items():
-            what = "channel histories" if where.endswith("chat_history") else "profiles"
+            what = "channel history" if where.endswith("chat_history") else "profile"
             report.note(
                 where,
-                f"{count} {what} of acore's persona 'default' (acore_bot named no persona) "
+                f"{plural(count, what)} of acore's persona 'default' (acore_bot named no persona) "
                 f"imported under personae's default persona {default_persona!r}; if they "
                 "belong to another persona, roll this run back and import again with "
                 "--persona-map default=PERSONA_ID",

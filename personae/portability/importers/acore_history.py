@@ -69,7 +69,7 @@ def read_history(file: Path, persona_id: str, report: Report) -> list[Conversati
                 name = raw.get("username") if isinstance(raw.get("username"), str) else None
                 users[speaker] = UserRef(((PLATFORM, speaker),), name=name or f"discord:{speaker}")
         elif speaker is None:
-            report.skip(where, "message", "a reply before any user's message", label)
+            report.skip(where, "message", "no known user's message before it", label)
             continue
         when = parse_time(raw.get("timestamp"))
         threads.setdefault(speaker, []).append(MessageIn(role, content, when))
