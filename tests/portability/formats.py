@@ -165,6 +165,14 @@ def make_acore_extras(root: Path) -> Path:
     in acore's own format."""
     _write(root / "prompts/characters/dagoth_ur.json", card_v2("Dagoth Ur", "God-king"))
     _write(root / "prompts/characters/nova.json", acore_persona("Nova"))
+    # acore_bot's first layout: prompts/<name>.json naming prompts/<name>.txt, or a bare .txt
+    _write(root / "prompts/arbiter.json", {"name": "arbiter", "display_name": "The Arbiter",
+           "description": "Sophisticated and sarcastic", "prompt_file": "arbiter.txt",
+           "voice": {"edge_voice": "en-GB-RyanNeural"}, "tags": ["halo"]})  # fmt: skip
+    (root / "prompts/arbiter.txt").write_text("You are the Arbiter.\n", encoding="utf-8")
+    (root / "prompts/pirate.txt").write_text("You are a pirate.", encoding="utf-8")
+    _write(root / "prompts/default.json", {"name": "default", "display_name": "Assistant"})
+    (root / "prompts/default.txt").write_text("You are helpful.", encoding="utf-8")
     _write(
         root / "data/lorebooks/dagoth_ur.json",
         {"name": "Morrowind", "entries": {

@@ -261,3 +261,24 @@ async def test_acores_own_persona_format_becomes_a_character_card(
         assert part in card["description"]
     assert card["extensions"]["acore"]["knowledge"]["rag_categories"] == ["tech"]
     assert card["extensions"]["personae"]["curiosity"] == "high"
+
+
+async def test_acores_first_persona_configs_and_bare_prompts_become_cards(
+    db: Settings, extras: Path
+) -> None:
+    result = await run_import(db, read_acore(extras, default_persona="sage"), dry_run=False)
+    arbiter, _, _ = await PersonaStore().get("arbiter")  # type: ignore[misc]
+    assert arbiter["data"]["name"] == "The Arbiter"
+    assert arbiter["data"]["system_prompt"] == "You are the Arbiter."
+    assert arbiter["data"]["extensions"]["acore"]["voice"] == {"edge_voice": "en-GB-RyanNeural"}
+    pirate, _, _ = await PersonaStore().get("pirate")  # type: ignore[misc]
+    assert (pirate["data"]["name"], pirate["data"]["system_prompt"]) == (
+        "Pirate",
+        "You are a pirate.",
+    )
+    assert await PersonaStore().get("sage") is None  # acore's "default" does not replace Sage
+    (reason,) = reasons_of(result.problems, "default.json")
+    assert "maps to personae's default persona 'sage' and would replace it" in reason
+    assert "--persona-map default=NEW_ID" in reason
+    mapped = read_acore(extras, persona_map={"default": "sage"}, default_persona="sage")
+    assert "sage" not in {p.card.id for p in mapped.personas}  # mapping memory keeps Sage's card

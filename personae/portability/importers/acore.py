@@ -85,7 +85,7 @@ def read_acore(
     data, roots = _roots(path)
     histories = history_files(data)
     lorebooks = lorebook_files(data)
-    personas, persona_files = read_personas(path, mapping, default_persona, explicit, report)
+    personas, persona_files = read_personas(path, mapping, default_persona, report)
     if not roots and not persona_files and not histories and not lorebooks:
         raise PortabilityError(
             f"{path} holds neither data/profiles, data/user_profiles, data/chat_history, "

@@ -46,7 +46,10 @@ def persona_files(path: Path) -> list[Path]:
         found += sorted(p for p in folder.iterdir() if p.suffix.lower() in {".json", ".png"})
     prompts = path / "prompts"
     if prompts.is_dir():
-        found += sorted(p for p in prompts.glob("*.json") if p.is_file())
+        configs = sorted(p for p in prompts.glob("*.json") if p.is_file())
+        stems = {p.stem for p in configs}
+        texts = [p for p in sorted(prompts.glob("*.txt")) if p.is_file() and p.stem not in stems]
+        found += configs + texts  # a prompt without a config was a persona of its own
     return found
 
 
@@ -80,8 +83,12 @@ def _section(title: str, values: list[str]) -> str:
     return f"{title}: {'; '.join(values)}." if values else ""
 
 
-def acore_card(data: dict[str, Any], persona_id: str, folder: Path) -> PersonaCard:
-    """A card from acore's own persona JSON (or its first, prompt-file config)."""
+def acore_card(
+    data: dict[str, Any], persona_id: str, folder: Path, persona_file: str | None = None
+) -> PersonaCard:
+    """A card from acore's own persona JSON (or its first, prompt-file config).
+    ``persona_file`` is the stem of a ``prompts/<stem>.json`` config, whose prompt
+    is ``<stem>.txt`` unless it names another ``prompt_file``."""
     core = _object(data.get("core"))
     personality = _object(core.get("personality"))
     background = _object(core.get("background"))
@@ -104,7 +111,7 @@ def acore_card(data: dict[str, Any], persona_id: str, folder: Path) -> PersonaCa
     speech = _section("Speech", _texts(personality.get("speech_style")))
     humour = _section("Humour", _texts(personality.get("humor")))
     system_prompt = str(data.get("system_prompt") or "").strip()
-    prompt_file = data.get("prompt_file")
+    prompt_file = data.get("prompt_file", f"{persona_file}.txt" if persona_file else None)
     if not system_prompt and isinstance(prompt_file, str) and prompt_file.strip():
         prompt = (folder / Path(prompt_file).name).resolve()
         if prompt.is_file() and prompt.parent == folder.resolve():
@@ -137,29 +144,34 @@ def acore_card(data: dict[str, Any], persona_id: str, folder: Path) -> PersonaCa
 
 
 def read_personas(
-    path: Path, mapping: Mapping[str, str], default_persona: str, explicit: Mapping[str, str],
-    report: Report,
-) -> tuple[list[PersonaIn], int]:  # fmt: skip
-    """The personas of an acore_bot folder and how many files were read."""
+    path: Path, mapping: Mapping[str, str], default_persona: str, report: Report
+) -> tuple[list[PersonaIn], int]:
+    """The personas of an acore_bot folder and how many files were read. A card
+    mapped to the default persona is reported, never imported: it would replace
+    the persona that memory without a persona goes to."""
     personas: list[PersonaIn] = []
     seen: set[str] = set()
     files = persona_files(path)
     for file in files:
         where = str(file)
         persona_id = map_persona(file.stem, mapping)
-        data = _json(file) if file.suffix.lower() == ".json" else None
+        top = file.parent.name == "prompts"  # prompts/<name>.json|txt, acore's first layout
+        suffix = file.suffix.lower()
+        title = {"name": file.stem, "display_name": file.stem.replace("_", " ").title()}
+        data = _json(file) if suffix == ".json" else title if top else None
         is_acore = (
             isinstance(data, dict)
             and "spec" not in data
             and "data" not in data
-            and (ACORE_KEYS & set(data) or "prompt_file" in data)
+            and (top or bool(ACORE_KEYS & set(data)))
         )
-        if file.parent.name == "prompts" and not is_acore:
-            continue  # prompts/*.json that are no persona (frameworks live in subfolders)
+        if top and suffix == ".json" and not isinstance(data, dict):
+            report.skip(where, "persona file", "not a persona (not a JSON object)")
+            continue
         try:
             if is_acore:
                 assert isinstance(data, dict)
-                card = acore_card(data, persona_id, file.parent)
+                card = acore_card(data, persona_id, file.parent, file.stem if top else None)
             else:
                 card = load_card(file).model_copy(update={"id": persona_id})
         except CardError as exc:
@@ -168,7 +180,7 @@ def read_personas(
         except ValidationError as exc:
             report.skip(where, "persona file", f"not a usable persona: {exc.errors()[0]['msg']}")
             continue
-        if persona_id == default_persona and file.stem not in explicit:
+        if persona_id == default_persona:
             report.skip(
                 where, "persona file",
                 f"acore's persona {file.stem!r} maps to personae's default persona "
