@@ -386,6 +386,23 @@ def make_mybella_legacy(path: Path) -> Path:
             (5, "bot", "I am Luna.", "Luna", "2025-09-03 08:00:01"),
         ],
     )
+    # MyBella's first chat tables, and one of the tables personae has no place for
+    conn.executescript(
+        """
+        CREATE TABLE chats (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL,
+            title VARCHAR(200), persona VARCHAR(50), mode VARCHAR(50));
+        CREATE TABLE messages (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL,
+            chat_id INTEGER, role VARCHAR(20) NOT NULL, content TEXT NOT NULL,
+            persona VARCHAR(50), timestamp DATETIME);
+        CREATE TABLE mood_entries (id INTEGER PRIMARY KEY, user_id INTEGER, mood INTEGER);
+        INSERT INTO chats VALUES (7, 1, 'First chat', 'Isabella', 'Companion');
+        INSERT INTO messages VALUES (1, 1, 7, 'user', 'Is anyone there?', NULL,
+            '2025-08-01 10:00:00');
+        INSERT INTO messages VALUES (2, 1, 7, 'bot', 'I am here, Ann.', 'Isabella',
+            '2025-08-01 10:00:02');
+        INSERT INTO mood_entries VALUES (1, 1, 6), (2, 1, 7);
+        """
+    )
     conn.commit()
     conn.close()
     return path

@@ -228,7 +228,7 @@ async def test_messages_for_a_persona_without_a_profile_are_reported_with_a_pers
         "skipped 2 rows of table chat_messages: its persona 'Luna' is not in persona_profiles; "
         "import it with --persona-map Luna=PERSONA_ID (#4, #5)"
     ) in reasons(result.problems)
-    assert result.counts["messages"].new == 3
+    assert result.counts["messages"].new == 5  # 3 of chat_messages, 2 of the first table
     mapped = await run_import(db, read_mybella(legacy, persona_map={"Luna": "pip"}), dry_run=False)
     ann = await UserStore().resolve("mybella", "1")
     assert [m.content for m in await HistoryStore().recent(Scope("pip", ann), "mybella", 10)] == [
@@ -257,3 +257,28 @@ async def test_the_dry_run_prints_what_is_skipped_and_where_rows_went(tmp_path: 
     assert "--persona-map Luna=PERSONA_ID" in flat
     assert "imported under personae's default persona 'sage'" in flat
     assert "Dry run: nothing was written" in flat
+
+
+async def test_mybellas_first_chat_table_becomes_conversations_per_chat(
+    db: Settings, tmp_path: Path
+) -> None:
+    legacy = make_mybella_legacy(tmp_path / "old.db")
+    result = await run_import(db, read_mybella(legacy), dry_run=False)
+    ann = await UserStore().resolve("mybella", "1")
+    talk = await HistoryStore().recent(Scope("sage", ann), "mybella:chat:7", 10)
+    assert [(m.role, m.content) for m in talk] == [
+        ("user", "Is anyone there?"),  # the chat's persona when the message names none
+        ("assistant", "I am here, Ann."),
+    ]
+    assert any(r.startswith("2 row(s) of table messages are for 'Isabella'") for r in reasons(
+        result.problems))  # fmt: skip
+
+
+async def test_tables_personae_has_no_place_for_are_named_in_the_report(
+    db: Settings, tmp_path: Path
+) -> None:
+    legacy = make_mybella_legacy(tmp_path / "old.db")
+    result = await run_import(db, read_mybella(legacy), dry_run=True)
+    assert "tables personae has no place for, not imported: mood_entries (2 rows)" in reasons(
+        result.problems
+    )

@@ -6,7 +6,8 @@
   are kept under the card's ``extensions.mybella``.
 - ``chat_messages`` (user_id, persona_id or the older persona name, role, content,
   timestamp, memory_id) become conversations: one per (persona, user, MyBella
-  memory session), keyed ``mybella:<memory_id>`` (``mybella`` without one).
+  memory session), keyed ``mybella:<memory_id>`` (``mybella`` without one); the
+  first ``messages`` table (with ``chats``) one per chat, ``mybella:chat:<id>``.
 - ``user_preferences``, ``conversation_memories``, ``user_settings`` and
   ``onboarding_quiz`` become memory items
   (:mod:`~personae.portability.importers.mybella_memory`).
@@ -21,7 +22,8 @@ else the default persona), not to every persona, and the report says so.
 
 Users are the personae users of identity ``("mybella", "<users.id>")``, named by
 their MyBella nickname when they set one. The file is opened read-only. Whatever
-is not imported is reported with a count per table and the reason.
+is not imported is reported with a count per table and the reason, and the
+tables not read at all (moods, wellness, subscriptions ...) with their row counts.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ _KEPT = (
     "custom_voice_url", "profile_picture", "is_custom", "is_active",
 )  # fmt: skip
 _MESSAGES = ("id", "user_id", "persona_id", "persona", "memory_id", "role", "content", "timestamp")
+_OLD_MESSAGES = ("id", "user_id", "chat_id", "role", "content", "persona", "timestamp")
+"""MyBella's first ``messages`` table (with ``chats``), before ``chat_messages``."""
 
 
 def _open(path: Path) -> sqlite3.Connection:
@@ -87,7 +91,10 @@ def _rows(conn: sqlite3.Connection, table: str, wanted: tuple[str, ...]) -> list
     return [{c: row[c] if c in present else None for c in wanted} for row in conn.execute(query)]
 
 
-def _read_tables(conn: sqlite3.Connection, path: Path) -> dict[str, list[dict[str, Any]]]:
+def _read_tables(
+    conn: sqlite3.Connection, path: Path
+) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
+    """The rows of every table read, and the tables not read (with row counts)."""
     tables = {r["name"] for r in conn.execute("SELECT name FROM sqlite_master")}
     if not tables & set(TABLES):
         raise PortabilityError(f"{path} has none of MyBella's tables ({', '.join(TABLES)}).")
@@ -100,8 +107,11 @@ def _read_tables(conn: sqlite3.Connection, path: Path) -> dict[str, list[dict[st
         "conversation_memories": memory.MEMORIES,
         "user_settings": memory.SETTINGS,
         "onboarding_quiz": memory.QUIZ,
+        "messages": _OLD_MESSAGES,
+        "chats": ("id", "persona"),
     }  # fmt: skip
-    return {table: _rows(conn, table, columns) for table, columns in wanted.items()}
+    rows = {table: _rows(conn, table, columns) for table, columns in wanted.items()}
+    return rows, unread_tables(conn, set(wanted))
 
 
 def read_mybella(
@@ -125,7 +135,7 @@ def read_mybella(
     source = str(path)
     with closing(_open(path)) as conn:
         try:
-            rows = _read_tables(conn, path)
+            rows, unread = _read_tables(conn, path)
         except sqlite3.DatabaseError as exc:
             raise PortabilityError(f"Cannot read {path}: {exc}") from None
     names = {row["id"]: row["name"] for row in rows["users"]}
@@ -176,6 +186,12 @@ def read_mybella(
         return unscoped_target
 
     _messages(batch, report, source, rows["chat_messages"], persona_of, user)
+    chats = {row["id"]: row["persona"] for row in rows["chats"]}
+    old = [
+        {**row, "persona_id": None, "persona": row["persona"] or chats.get(row["chat_id"])}
+        for row in rows["messages"]
+    ]
+    _messages(batch, report, source, old, persona_of, user, "messages")
     ctx = memory.Context(source, report, batch.items, user, persona_of, unscoped_persona)
     memory.read_preferences(ctx, rows["user_preferences"])
     memory.read_memories(ctx, rows["conversation_memories"])
@@ -204,6 +220,8 @@ def read_mybella(
             f"{count} row(s) of table {table} name no persona (MyBella shared them with every "
             f"persona): imported once, to persona {unscoped_target!r}{hint}",
         )
+    if unread:
+        report.note(source, f"tables personae has no place for, not imported: {', '.join(unread)}")
     batch.problems.extend(report.problems())
     return batch
 
@@ -247,10 +265,12 @@ def _personas(
 
 def _messages(
     batch: ImportBatch, report: Report, source: str, rows: list[dict[str, Any]],
-    persona_of: Any, user: Any,
+    persona_of: Any, user: Any, table: str = "chat_messages",
 ) -> None:  # fmt: skip
-    table = "chat_messages"
-    threads: dict[tuple[str, Any, Any], list[MessageIn]] = {}
+    """Conversations from ``chat_messages`` (one per MyBella memory session,
+    ``mybella:<memory_id>``) or from the older ``messages`` table (one per chat,
+    ``mybella:chat:<chat_id>``)."""
+    threads: dict[tuple[str, Any, str], list[MessageIn]] = {}
     for row in rows:
         label = f"#{row['id']}"
         role = _ROLES.get(str(row["role"] or "").strip().lower())
@@ -264,10 +284,30 @@ def _messages(
             target = persona_of(row, table)
             if target is None:
                 continue
+            if table == "messages":
+                chat = row["chat_id"]
+                key = f"{PLATFORM}:chat:{chat}" if chat is not None else f"{PLATFORM}:chat"
+            else:
+                memory_id = row["memory_id"]
+                key = f"{PLATFORM}:{memory_id}" if memory_id is not None else PLATFORM
             message = MessageIn(role, row["content"], parse_time(row["timestamp"]))
-            threads.setdefault((target, row["user_id"], row["memory_id"]), []).append(message)
-    for (persona_id, user_id, memory_id), thread in threads.items():
-        name = f"{PLATFORM}:{memory_id}" if memory_id is not None else PLATFORM
+            threads.setdefault((target, row["user_id"], key), []).append(message)
+    for (persona_id, user_id, key), thread in threads.items():
         batch.conversations.append(
-            ConversationIn(persona_id, user(user_id), name, f"{source}:{table}", tuple(thread))
+            ConversationIn(persona_id, user(user_id), key, f"{source}:{table}", tuple(thread))
         )
+
+
+def unread_tables(conn: sqlite3.Connection, read: set[str]) -> list[str]:
+    """``name (N rows)`` for every table of the database this importer does not read."""
+    names = [
+        r["name"]
+        for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        if r["name"] not in read and not r["name"].startswith(("sqlite_", "alembic_"))
+    ]
+    found = []
+    for name in names:
+        count = conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+        if count:
+            found.append(f"{name} ({count} rows)")
+    return found
