@@ -210,6 +210,11 @@ def make_acore_extras(root: Path) -> Path:
             {"role": "system", "content": "summary"},
         ],
     )  # fmt: skip
+    # what the importer does not read: a migration backup, a database, a stray note
+    _write(root / "data/profiles_backup_20251210_143022" / f"user_{NEREVAR}.json",
+           acore_profile(NEREVAR, "nerevar"))  # fmt: skip
+    (root / "data/bandit.db").write_bytes(b"SQLite format 3\x00")
+    (root / "data/profiles/README.txt").write_text("profiles live here", encoding="utf-8")
     return root
 
 

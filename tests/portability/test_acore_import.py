@@ -282,3 +282,14 @@ async def test_acores_first_persona_configs_and_bare_prompts_become_cards(
     assert "--persona-map default=NEW_ID" in reason
     mapped = read_acore(extras, persona_map={"default": "sage"}, default_persona="sage")
     assert "sage" not in {p.card.id for p in mapped.personas}  # mapping memory keeps Sage's card
+
+
+async def test_files_the_importer_does_not_read_are_named_in_the_report(extras: Path) -> None:
+    problems = read_acore(extras, default_persona="sage").problems
+    assert (
+        "files personae has no place for, not imported: bandit.db, "
+        "profiles_backup_20251210_143022/ (1 file)"
+    ) in [p.reason for p in problems]
+    assert reasons_of(problems, "README.txt") == [
+        "skipped 1 file: not a profile (user_<discord id>.json)"
+    ]

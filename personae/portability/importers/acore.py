@@ -49,6 +49,8 @@ DEFAULT = "default"
 """The persona acore_bot used before persona isolation, and for its chat history."""
 _PROFILE = re.compile(r"user_(\d{1,20})\.json")
 _DEFAULT_STAGE = "stranger"
+_INDEX_CACHE = "_index_cache.pkl"
+_READ = {"profiles", "user_profiles", "chat_history", "lorebooks"}
 _BEHAVIOUR = "when you see this user:"
 """acore_bot's prefix for behavioural instructions it filed as facts."""
 
@@ -63,11 +65,33 @@ def _roots(path: Path) -> tuple[Path, list[Path]]:
     return data, [root for root in dict.fromkeys(roots) if root.is_dir()]
 
 
-def _profile_files(root: Path) -> list[tuple[str, Path]]:
-    """``(acore persona id, file)`` for every ``user_*.json`` of a profiles folder."""
-    found = [(DEFAULT, file) for file in sorted(root.glob("user_*.json"))]
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        found += [(folder.name, file) for file in sorted(folder.glob("user_*.json"))]
+def _profile_files(root: Path, report: Report) -> list[tuple[str, Path]]:
+    """``(acore persona id, file)`` for every ``user_*.json`` of a profiles folder;
+    other files are reported (the index cache is acore's own, and never opened)."""
+    found: list[tuple[str, Path]] = []
+    for persona, folder in [(DEFAULT, root)] + [
+        (p.name, p) for p in sorted(root.iterdir()) if p.is_dir()
+    ]:
+        for file in sorted(p for p in folder.iterdir() if p.is_file()):
+            if file.name.startswith("user_") and file.suffix == ".json":
+                found.append((persona, file))
+            elif file.name != _INDEX_CACHE:
+                report.skip(str(file), "file", "not a profile (user_<discord id>.json)")
+    return found
+
+
+def _unread(data: Path) -> list[str]:
+    """The entries of acore's data folder this importer does not read."""
+    found: list[str] = []
+    for entry in sorted(data.iterdir()):
+        if entry.name in _READ or entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            count = sum(1 for p in entry.rglob("*") if p.is_file())
+            if count:
+                found.append(f"{entry.name}/ ({plural(count, 'file')})")
+        elif entry.is_file():
+            found.append(entry.name)
     return found
 
 
@@ -96,7 +120,7 @@ def read_acore(
     batch.personas.extend(personas)
     defaulted: dict[str, int] = {}
     for root in roots:
-        for acore_persona, file in _profile_files(root):
+        for acore_persona, file in _profile_files(root, report):
             batch.files_read += 1
             if _read_profile(batch, report, file, map_persona(acore_persona, mapping)):
                 if acore_persona == DEFAULT:
@@ -117,6 +141,11 @@ def read_acore(
                 "belong to another persona, roll this run back and import again with "
                 "--persona-map default=PERSONA_ID",
             )
+    unread = _unread(data) if data.name == "data" else []
+    if unread:
+        report.note(
+            str(data), f"files personae has no place for, not imported: {', '.join(unread)}"
+        )
     batch.problems.extend(report.problems())
     return batch
 
