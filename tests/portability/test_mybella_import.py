@@ -282,3 +282,28 @@ async def test_tables_personae_has_no_place_for_are_named_in_the_report(
     assert "tables personae has no place for, not imported: mood_entries (2 rows)" in reasons(
         result.problems
     )
+
+
+async def test_a_long_summary_is_kept_in_pieces_cut_between_sentences(
+    db: Settings, rich: Path
+) -> None:
+    sentence = "Ann described a long week of night shifts on the children's ward and little sleep."
+    conn = sqlite3.connect(rich)
+    conn.execute(
+        "INSERT INTO conversation_memories (id, user_id, persona, persona_id, started_at, summary)"
+        " VALUES (12, 1, 'Isabella', 1, '2025-10-22 09:00:00', ?)",
+        (" ".join([sentence] * 8),),
+    )
+    conn.commit()
+    conn.close()
+    await run_import(db, read_mybella(rich), dry_run=False)
+    ann = await UserStore().resolve("mybella", "1")
+    pieces = sorted(
+        text for _, _, text in await memory_of(ann) if text.startswith("Conversation on 2025-10-22")
+    )
+    assert [p.split(":")[0] for p in pieces] == [
+        "Conversation on 2025-10-22 (1 of 2)",
+        "Conversation on 2025-10-22 (2 of 2)",
+    ]
+    assert all(len(p) <= 500 for p in pieces)
+    assert sum(p.count(sentence) for p in pieces) == 8

@@ -5,7 +5,8 @@
   preference to avoid something ("topics"/"avoid": "politics") a preference to
   avoid it ("Prefers to avoid talking about politics"), never an interest;
 - ``conversation_memories``: the summary, with the conversation's date, mood and
-  key topics (comma-separated), as one ``fact``; each of its ``important_facts``
+  key topics (comma-separated), as one ``fact`` (a long one in pieces cut between
+  sentences, each within the 500 characters of a memory item); each of its ``important_facts``
   (a JSON list or object, or plain text) as a ``fact``;
 - ``user_settings``: nickname ("Likes to be called Annie"), pronouns, personality
   type, support focus and topics, check-in preference; the app's own settings
@@ -21,11 +22,12 @@ Every text passes learning's screen (:func:`~.common.screen`).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from personae.portability.importers.common import Report, humanize, screen
+from personae.portability.importers.common import MAX_TEXT, Report, humanize, screen
 from personae.portability.records import ItemIn, UserRef, parse_time
 
 _INTEREST_CATEGORIES = {"interest", "interests", "topic", "topics"}
@@ -163,6 +165,18 @@ def _facts(value: Any) -> list[str]:
     return [_text(parsed)] if _text(parsed) else []
 
 
+def _pieces(text: str, limit: int) -> list[str]:
+    """``text`` in pieces of at most ``limit`` characters, cut between sentences (a
+    sentence longer than that stays whole, and the screen reports it)."""
+    pieces: list[str] = []
+    for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
+        if pieces and len(pieces[-1]) + 1 + len(sentence) <= limit:
+            pieces[-1] += " " + sentence
+        else:
+            pieces.append(sentence)
+    return pieces
+
+
 def read_memories(ctx: Context, rows: list[dict[str, Any]]) -> None:
     table = "conversation_memories"
     for row in rows:
@@ -180,12 +194,17 @@ def read_memories(ctx: Context, rows: list[dict[str, Any]]) -> None:
         started = parse_time(row["started_at"])
         head = "Conversation" + (f" on {started.date().isoformat()}" if started else "")
         head += f" (mood: {mood})" if mood else ""
-        text = head if mood else ""
+        about = f" Topics: {', '.join(topics)}." if topics else ""
+        texts = [head] if mood else []
         if summary:
-            text = f"{head}: {summary}" + (f" Topics: {', '.join(topics)}." if topics else "")
+            parts = _pieces(f"{summary}{about}", MAX_TEXT - len(head) - 16)
+            texts = [
+                f"{head} ({n} of {len(parts)}): {part}" if len(parts) > 1 else f"{head}: {part}"
+                for n, part in enumerate(parts, start=1)
+            ]
         elif topics:
-            text = f"{head}, about {', '.join(topics)}"
-        if text:
+            texts = [f"{head}, about {', '.join(topics)}"]
+        for text in texts:
             ctx.add(row, table, persona_id, "fact", text, 0.7, started, (summary, *topics))
         for fact in facts:
             ctx.add(row, table, persona_id, "fact", fact, 0.8, started, (fact,))
