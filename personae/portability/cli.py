@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn
 from rich.progress import Progress as RichBar
 from rich.table import Table
@@ -87,7 +88,7 @@ def show_import(result: ImportResult) -> None:
             title=f"{len(result.problems)} problem(s) and note(s)",
         )  # fmt: skip
         for problem in result.problems:
-            problems.add_row(problem.source, problem.reason)
+            problems.add_row(escape(problem.source), escape(problem.reason))  # no markup
         console.print(problems)
     console.print(f"Read {result.files_read} file(s) from {result.source}.", highlight=False)
     if result.dry_run:
