@@ -389,6 +389,7 @@ def make_mybella_legacy(path: Path) -> Path:
             (3, "user", "Hi Alex", "Alex", "2025-09-02 08:00:00"),
             (4, "user", "Who are you?", "Luna", "2025-09-03 08:00:00"),
             (5, "bot", "I am Luna.", "Luna", "2025-09-03 08:00:01"),
+            (6, "user", "Testing", "[beta]", "2025-09-04 08:00:00"),
         ],
     )
     # MyBella's first chat tables, and one of the tables personae has no place for

@@ -256,6 +256,7 @@ async def test_the_dry_run_prints_what_is_skipped_and_where_rows_went(tmp_path: 
     assert "skipped 2 rows of table chat_messages: its persona 'Luna'" in flat
     assert "--persona-map Luna=PERSONA_ID" in flat
     assert "imported under personae's default persona 'sage'" in flat
+    assert "its persona '[beta]' is not in persona_profiles" in flat  # shown, not markup
     assert "Dry run: nothing was written" in flat
 
 
