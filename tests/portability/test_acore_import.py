@@ -4,6 +4,7 @@ idempotency, corrupt files and exact rollback — on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -293,3 +294,22 @@ async def test_files_the_importer_does_not_read_are_named_in_the_report(extras: 
     assert reasons_of(problems, "README.txt") == [
         "skipped 1 file: not a profile (user_<discord id>.json)"
     ]
+
+
+async def test_a_message_said_twice_is_kept_twice_and_a_second_import_adds_nothing(
+    db: Settings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "acore_bot"
+    history = [
+        {"role": "user", "content": "lol", "user_id": NEREVAR},
+        {"role": "assistant", "content": "Mortal humour."},
+        {"role": "user", "content": "lol", "user_id": NEREVAR},
+    ]
+    (folder / "data/chat_history").mkdir(parents=True)
+    (folder / f"data/chat_history/{CHANNEL}.json").write_text(json.dumps(history), "utf-8")
+    await run_import(db, read_acore(folder, default_persona="sage"), dry_run=False)
+    nerevar = await UserStore().resolve("discord", str(NEREVAR))
+    talk = await HistoryStore().recent(Scope("sage", nerevar), f"discord:{CHANNEL}", 10)
+    assert [m.content for m in talk] == ["lol", "Mortal humour.", "lol"]
+    again = await run_import(db, read_acore(folder, default_persona="sage"), dry_run=False)
+    assert again.written == 0 and again.counts["messages"].existing == 3
