@@ -5,6 +5,7 @@ idempotency, corrupt files and exact rollback — on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from personae.portability.records import Problem
 from personae.storage import HistoryStore, MemoryStore, PersonaStore, UserStore
 from personae.storage.models import Identity, MemoryItem, Persona, User
 from tests.portability.formats import CHANNEL, NEREVAR, STALKER, make_acore, make_acore_extras
+from tests.portability.test_cli_portability import personae
 
 
 @pytest.fixture
@@ -313,3 +315,20 @@ async def test_a_message_said_twice_is_kept_twice_and_a_second_import_adds_nothi
     assert [m.content for m in talk] == ["lol", "Mortal humour.", "lol"]
     again = await run_import(db, read_acore(folder, default_persona="sage"), dry_run=False)
     assert again.written == 0 and again.counts["messages"].existing == 3
+
+
+async def test_the_dry_run_prints_the_persona_map_hint_for_the_default_folder(
+    tmp_path: Path,
+) -> None:
+    source = make_acore(tmp_path / "acore_bot")
+    code, out, err = await personae(tmp_path, "import", "acore", str(source), "--dry-run")
+    assert code == 0, err
+    flat = re.sub(r"[│\s]+", " ", out)  # the table wraps long lines
+    assert "1 profile of acore's persona 'default'" in flat
+    assert "imported under personae's default persona 'sage'" in flat
+    assert "--persona-map default=PERSONA_ID" in flat
+    code, out, err = await personae(
+        tmp_path, "import", "acore", str(source), "--dry-run", "--persona-map", "default=sage"
+    )
+    assert code == 0, err
+    assert "--persona-map default=PERSONA_ID" not in re.sub(r"[│\s]+", " ", out)
