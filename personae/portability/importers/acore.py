@@ -259,6 +259,10 @@ def _quotes(quotes: list[Any], add: Add, report: Report, where: str) -> None:
         if not isinstance(quote, str) or not quote.strip():
             report.skip(where, "memorable quote", "not text", f"#{index}")
             continue
+        refused = screen(quote)[1]  # the user's own words, screened as learning screens notes
+        if refused:
+            report.skip(where, "memorable quote", refused, f"#{index}")
+            continue
         text = f'Once said: "{quote.strip()}"'
         if isinstance(context, str) and context.strip() and len(text) + len(context) < 400:
             text += f" (when {context.strip().rstrip('.').rstrip()})"

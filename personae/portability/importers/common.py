@@ -6,7 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from personae.core.cards import slugify
-from personae.plugins.profile.safety import clean_text, looks_like_instruction
+from personae.plugins.profile.safety import (
+    clean_text,
+    contains_instruction,
+    looks_like_instruction,
+)
 from personae.portability.errors import PortabilityError
 from personae.portability.records import Problem
 
@@ -40,15 +44,17 @@ def screen(text: str, parts: Iterable[str] = ()) -> tuple[str, str | None]:
 
     The same screen learning uses (:mod:`personae.plugins.profile.safety`):
     instructions to the bot are never stored. ``parts`` are the source's own words
-    that ``text`` wraps (a quote, a preference value); each is screened on its own
-    too, so a wrapper such as ``Once said: "..."`` cannot hide an order."""
+    that ``text`` wraps (a summary, a preference value); each is searched for an
+    instruction on its own too, so a wrapper such as ``Topics: ...`` cannot hide
+    an order. (A part is not refused for merely starting like an order: a value
+    such as "stop motion films" is a fine interest.)"""
     cleaned = clean_text(text)
     if not cleaned:
         return cleaned, "empty text"
     if len(cleaned) > MAX_TEXT:
         return cleaned, f"longer than {MAX_TEXT} characters"
     if looks_like_instruction(cleaned) or any(
-        looks_like_instruction(clean_text(part)) for part in parts
+        contains_instruction(clean_text(part)) for part in parts
     ):
         return cleaned, "reads as an instruction to the bot, not something about the user"
     return cleaned, None
