@@ -149,7 +149,7 @@ async def test_nickname_and_pronouns_become_facts_and_name_the_user(
     } <= await memory_of(ann)
     assert not any("friendly" in text for _, _, text in await memory_of(ann))  # the default
     assert any(
-        r.startswith("app settings of 1 user(s) in table user_settings")
+        r.startswith("app settings of 1 user in table user_settings")
         for r in reasons(result.problems)
     )
 
@@ -174,13 +174,13 @@ async def test_rows_naming_no_persona_go_to_one_persona_and_the_report_says_so(
     ann = await UserStore().resolve("mybella", "1")
     jazz = [persona for persona, _, text in await memory_of(ann) if text == "Music: jazz"]
     assert jazz == ["sage"]  # not copied onto Isabella and Alex
-    notes = [r for r in reasons(result.problems) if "name no persona" in r]
+    notes = [r for r in reasons(result.problems) if "no persona (MyBella shared" in r]
     assert (
-        "1 row(s) of table user_preferences name no persona (MyBella shared them with every "
+        "1 row of table user_preferences names no persona (MyBella shared them with every "
         "persona): imported once, to persona 'sage' (--persona PERSONA_ID chooses another)"
     ) in notes
-    assert any(n.startswith("1 row(s) of table user_settings") for n in notes)
-    assert any(n.startswith("1 row(s) of table onboarding_quiz") for n in notes)
+    assert any(n.startswith("1 row of table user_settings") for n in notes)
+    assert any(n.startswith("1 row of table onboarding_quiz") for n in notes)
 
 
 async def test_the_persona_option_chooses_where_rows_naming_no_persona_go(
@@ -213,7 +213,7 @@ async def test_messages_for_mybellas_builtin_default_persona_land_under_the_defa
     assert [m.content for m in talk] == ["Good morning!", "Good morning, Ann."]
     assert not await Conversation.filter(persona_id="isabella").exists()
     assert (
-        "2 row(s) of table chat_messages are for 'Isabella', MyBella's built-in default "
+        "2 rows of table chat_messages are for 'Isabella', MyBella's built-in default "
         "persona, which has no persona_profiles row: imported under personae's default persona "
         "'sage' (--persona-map Isabella=PERSONA_ID chooses another)"
     ) in reasons(result.problems)
@@ -271,7 +271,7 @@ async def test_mybellas_first_chat_table_becomes_conversations_per_chat(
         ("user", "Is anyone there?"),  # the chat's persona when the message names none
         ("assistant", "I am here, Ann."),
     ]
-    assert any(r.startswith("2 row(s) of table messages are for 'Isabella'") for r in reasons(
+    assert any(r.startswith("2 rows of table messages are for 'Isabella'") for r in reasons(
         result.problems))  # fmt: skip
 
 

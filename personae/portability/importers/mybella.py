@@ -40,7 +40,7 @@ from pydantic import ValidationError
 from personae.core.cards import PersonaCard, slugify
 from personae.portability.errors import PortabilityError
 from personae.portability.importers import mybella_memory as memory
-from personae.portability.importers.common import Report, map_persona
+from personae.portability.importers.common import Report, map_persona, plural
 from personae.portability.records import (
     ConversationIn,
     ImportBatch,
@@ -208,7 +208,8 @@ def read_mybella(
     for (table, name), count in redirected.items():
         report.note(
             source,
-            f"{count} row(s) of table {table} are for {name!r}, MyBella's built-in default "
+            f"{plural(count, 'row')} of table {table} {'is' if count == 1 else 'are'} for "
+            f"{name!r}, MyBella's built-in default "
             f"persona, which has no persona_profiles row: imported under personae's default "
             f"persona {default_persona!r} (--persona-map {shlex.quote(name + '=PERSONA_ID')} "
             "chooses another)",
@@ -217,7 +218,8 @@ def read_mybella(
         hint = "" if persona else " (--persona PERSONA_ID chooses another)"
         report.note(
             source,
-            f"{count} row(s) of table {table} name no persona (MyBella shared them with every "
+            f"{plural(count, 'row')} of table {table} {'names' if count == 1 else 'name'} no "
+            "persona (MyBella shared them with every "
             f"persona): imported once, to persona {unscoped_target!r}{hint}",
         )
     if unread:

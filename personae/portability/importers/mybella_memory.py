@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from personae.portability.importers.common import MAX_TEXT, Report, humanize, screen
+from personae.portability.importers.common import MAX_TEXT, Report, humanize, plural, screen
 from personae.portability.records import ItemIn, UserRef, parse_time
 
 _INTEREST_CATEGORIES = {"interest", "interests", "topic", "topics"}
@@ -243,7 +243,7 @@ def read_settings(ctx: Context, rows: list[dict[str, Any]]) -> None:
     if app:
         ctx.report.note(
             ctx.source,
-            f"app settings of {app} user(s) in table user_settings (current persona, mode, "
+            f"app settings of {plural(app, 'user')} in table user_settings (current persona, mode, "
             "voice, ads, age confirmation) are MyBella's own, not memory: not imported",
         )
 
