@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn
 from rich.progress import Progress as RichBar
 from rich.table import Table
@@ -88,10 +89,11 @@ def show_import(result: ImportResult) -> None:
     console.print(table)
     if result.problems:
         problems = Table(
-            "source", "not imported because", title=f"{len(result.problems)} problem(s)"
-        )
+            "source", "not imported, or imported elsewhere",
+            title=f"{len(result.problems)} problem(s) and note(s)",
+        )  # fmt: skip
         for problem in result.problems:
-            problems.add_row(problem.source, problem.reason)
+            problems.add_row(escape(problem.source), escape(problem.reason))  # no markup
         console.print(problems)
     console.print(f"Read {result.files_read} file(s) from {result.source}.", highlight=False)
     if result.dry_run:
@@ -262,7 +264,7 @@ def import_acore(
     dry_run: DryRun = False,
     persona_map: PersonaMap = None,
 ) -> None:
-    """Import acore_bot's user profiles (as memory) and character cards (as personas)."""
+    """Import acore_bot's user profiles (as memory), chat history, personas and lorebooks."""
     from personae.portability.importers.acore import read_acore
     from personae.portability.importers.common import parse_persona_map
 
@@ -284,16 +286,28 @@ def import_mybella(
     database: Annotated[Path, typer.Argument(help="MyBella's SQLite database file.")],
     dry_run: DryRun = False,
     persona_map: PersonaMap = None,
+    persona: Annotated[
+        str | None,
+        typer.Option(help="The persona that gets rows naming none (default: the default one)."),
+    ] = None,
 ) -> None:
-    """Import MyBella's personas, chat messages and learned preferences."""
+    """Import MyBella's personas, chat messages, conversation summaries, learned
+    preferences, settings and onboarding answers."""
     from personae.portability.importers.common import parse_persona_map
     from personae.portability.importers.mybella import read_mybella
 
+    cli = _cli()
+
     async def go() -> ImportResult:
-        batch = read_mybella(database, persona_map=parse_persona_map(persona_map))
+        batch = read_mybella(
+            database,
+            persona_map=parse_persona_map(persona_map),
+            default_persona=cli.settings().default_persona,
+            persona=persona,
+        )
         return await _import(batch, dry_run)
 
-    show_import(_cli().run(go()))
+    show_import(cli.run(go()))
 
 
 @import_app.command("rollback")

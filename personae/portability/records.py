@@ -113,7 +113,9 @@ class ConversationIn:
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """A part of the source that was not imported, and why (never dropped silently)."""
+    """A part of the source that was not imported, and why (never dropped silently),
+    or a note on something imported differently from how the source had it (to
+    another persona than the source said, and the option that changes it)."""
 
     source: str
     reason: str

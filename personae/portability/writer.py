@@ -18,6 +18,7 @@ per-scope stores do not offer.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -260,8 +261,10 @@ class _Writer:
                     .using_db(self.conn)
                     .first()
                 )
-            timed: set[tuple[str, str, str]] = set()
-            untimed: set[tuple[str, str]] = set()
+            # How often each message is stored: a source may say "lol" twice, and
+            # both are written once each, not the second taken for the first.
+            timed: Counter[tuple[str, ...]] = Counter()
+            untimed: Counter[tuple[str, ...]] = Counter()
             if row is not None:
                 stored = (
                     await m.Message.filter(conversation_id=row.id)
@@ -269,20 +272,17 @@ class _Writer:
                     .values_list("role", "content", "created_at")
                 )
                 for role, content, created in stored:
-                    timed.add((role, content, _iso(created)))
-                    untimed.add((role, content))
+                    timed[(role, content, _iso(created))] += 1
+                    untimed[(role, content)] += 1
             fresh: list[MessageIn] = []
             for message in conversation.messages:
                 self.progress.advance("messages")
-                pair = (message.role, message.content)
-                if message.created_at is None:
-                    present = pair in untimed
-                    untimed.add(pair)
-                else:
-                    stamped = (*pair, _iso(message.created_at))
-                    present = stamped in timed
-                    timed.add(stamped)
-                if present:
+                key: tuple[str, ...] = (message.role, message.content)
+                counter = untimed
+                if message.created_at is not None:
+                    counter, key = timed, (*key, _iso(message.created_at))
+                if counter[key] > 0:
+                    counter[key] -= 1
                     self.counts["messages"].existing += 1
                     continue
                 fresh.append(message)

@@ -1,4 +1,5 @@
-"""Reading an acore_bot installation: per-user profile files and persona cards.
+"""Reading an acore_bot installation: per-user profiles, chat history, personas
+and lorebooks.
 
 acore_bot kept what a persona learned about a Discord user in one JSON file per
 user, in three layouts over its history (all are read; the persona is the folder):
@@ -8,45 +9,52 @@ user, in three layouts over its history (all are read; the persona is the folder
 - ``data/user_profiles/<persona>/user_<id>.json`` — the later folder name.
 
 A profile holds ``facts`` (texts or ``{"fact", "timestamp", "source"}``),
-``interests`` and ``traits`` (texts), ``preferences`` (key -> value) and
-``affection`` (``level`` 0-100, ``relationship_stage``). Each becomes a memory item
-in the (persona, Discord user) scope; the user is the personae user of identity
-``("discord", "<id>")``. Persona cards (Character Card V2 JSON or PNG) under
-``prompts/characters`` become personas, their id taken from the file name as
-acore_bot did (``dagoth_ur.json`` -> ``dagoth_ur``). ``--persona-map`` renames any
-acore persona; ``default`` maps to personae's default persona unless mapped.
+``interests`` and ``traits`` (texts), ``preferences`` (key -> value),
+``memorable_quotes`` (``{"quote", "context", "timestamp"}``) and ``affection``
+(``level`` 0-100, ``relationship_stage``). Each becomes a memory item in the
+(persona, Discord user) scope; the user is the personae user of identity
+``("discord", "<id>")``. ``relationships`` (between users) are reported, not
+imported: a memory item is about one user. Chat history
+(:mod:`~personae.portability.importers.acore_history`) becomes conversations;
+personas and lorebooks (:mod:`~personae.portability.importers.acore_personas`)
+become persona cards. ``--persona-map`` renames any acore persona; ``default``
+maps to personae's default persona unless mapped, and the report says so.
 
-Unreadable, malformed or mismatched files, and entries that cannot be memory items
-(empty, over-long, instructions to the bot), are reported as problems and skipped.
-The index cache (``_index_cache.pkl``) is never unpickled.
+Whatever is not imported is reported per file, with a count and the reason:
+unreadable, malformed or mismatched files, entries that cannot be memory items
+(empty, over-long, instructions to the bot). The index cache
+(``_index_cache.pkl``) is never unpickled.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from personae.core.cards import load_card
-from personae.core.errors import CardError
 from personae.portability.errors import PortabilityError
-from personae.portability.importers.common import humanize, map_persona, screen
-from personae.portability.records import (
-    ImportBatch,
-    ItemIn,
-    PersonaIn,
-    Problem,
-    UserRef,
-    parse_time,
+from personae.portability.importers.acore_history import history_files, read_history
+from personae.portability.importers.acore_personas import (
+    attach_lorebooks,
+    lorebook_files,
+    read_personas,
 )
+from personae.portability.importers.common import Report, humanize, map_persona, plural, screen
+from personae.portability.records import ImportBatch, ItemIn, UserRef, parse_time
 
 PLATFORM = "discord"
+DEFAULT = "default"
+"""The persona acore_bot used before persona isolation, and for its chat history."""
 _PROFILE = re.compile(r"user_(\d{1,20})\.json")
 _DEFAULT_STAGE = "stranger"
+_INDEX_CACHE = "_index_cache.pkl"
+_READ = {"profiles", "user_profiles", "chat_history", "lorebooks"}
 _BEHAVIOUR = "when you see this user:"
 """acore_bot's prefix for behavioural instructions it filed as facts."""
+
+Add = Callable[..., None]
 
 
 def _roots(path: Path) -> tuple[Path, list[Path]]:
@@ -57,19 +65,34 @@ def _roots(path: Path) -> tuple[Path, list[Path]]:
     return data, [root for root in dict.fromkeys(roots) if root.is_dir()]
 
 
-def _profile_files(root: Path) -> list[tuple[str, Path]]:
-    """``(acore persona id, file)`` for every ``user_*.json`` of a profiles folder."""
-    found = [("default", file) for file in sorted(root.glob("user_*.json"))]
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        found += [(folder.name, file) for file in sorted(folder.glob("user_*.json"))]
+def _profile_files(root: Path, report: Report) -> list[tuple[str, Path]]:
+    """``(acore persona id, file)`` for every ``user_*.json`` of a profiles folder;
+    other files are reported (the index cache is acore's own, and never opened)."""
+    found: list[tuple[str, Path]] = []
+    for persona, folder in [(DEFAULT, root)] + [
+        (p.name, p) for p in sorted(root.iterdir()) if p.is_dir()
+    ]:
+        for file in sorted(p for p in folder.iterdir() if p.is_file()):
+            if file.name.startswith("user_") and file.suffix == ".json":
+                found.append((persona, file))
+            elif file.name != _INDEX_CACHE:
+                report.skip(str(file), "file", "not a profile (user_<discord id>.json)")
     return found
 
 
-def _card_files(path: Path) -> list[Path]:
-    folder = path / "prompts" / "characters"
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in {".json", ".png"})
+def _unread(data: Path) -> list[str]:
+    """The entries of acore's data folder this importer does not read."""
+    found: list[str] = []
+    for entry in sorted(data.iterdir()):
+        if entry.name in _READ or entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            count = sum(1 for p in entry.rglob("*") if p.is_file())
+            if count:
+                found.append(f"{entry.name}/ ({plural(count, 'file')})")
+        elif entry.is_file():
+            found.append(entry.name)
+    return found
 
 
 def read_acore(
@@ -79,67 +102,100 @@ def read_acore(
     path = Path(path)
     if not path.is_dir():
         raise PortabilityError(f"{path} is not a folder; give the acore_bot folder.")
-    mapping = {"default": default_persona, **(persona_map or {})}
+    explicit = dict(persona_map or {})
+    mapping = {DEFAULT: default_persona, **explicit}
     batch = ImportBatch(kind="acore", source=str(path))
-    _, roots = _roots(path)
-    cards = _card_files(path)
-    if not roots and not cards:
+    report = Report()
+    data, roots = _roots(path)
+    histories = history_files(data)
+    lorebooks = lorebook_files(data)
+    personas, persona_files = read_personas(path, mapping, default_persona, report)
+    if not roots and not persona_files and not histories and not lorebooks:
         raise PortabilityError(
-            f"{path} holds neither data/profiles, data/user_profiles nor prompts/characters; "
-            "is it an acore_bot folder?"
+            f"{path} holds neither data/profiles, data/user_profiles, data/chat_history, "
+            "data/lorebooks nor prompts/characters; is it an acore_bot folder?"
         )
-    for file in cards:
-        batch.files_read += 1
-        try:
-            card = load_card(file)
-        except CardError as exc:
-            batch.problems.append(Problem(str(file), str(exc)))
-            continue
-        persona_id = map_persona(file.stem, mapping)
-        batch.personas.append(PersonaIn(card.model_copy(update={"id": persona_id}), str(file)))
+    batch.files_read += persona_files + len(lorebooks)
+    attach_lorebooks(lorebooks, personas, mapping, report)
+    batch.personas.extend(personas)
+    defaulted: dict[str, int] = {}
     for root in roots:
-        for acore_persona, file in _profile_files(root):
+        for acore_persona, file in _profile_files(root, report):
             batch.files_read += 1
-            _read_profile(batch, file, map_persona(acore_persona, mapping))
+            if _read_profile(batch, report, file, map_persona(acore_persona, mapping)):
+                if acore_persona == DEFAULT:
+                    defaulted[str(root)] = defaulted.get(str(root), 0) + 1
+    for file in histories:
+        batch.files_read += 1
+        conversations = read_history(file, map_persona(DEFAULT, mapping), report)
+        batch.conversations.extend(conversations)
+        if conversations:
+            defaulted[str(file.parent)] = defaulted.get(str(file.parent), 0) + 1
+    if DEFAULT not in explicit:
+        for where, count in defaulted.items():
+            what = "channel history" if where.endswith("chat_history") else "profile"
+            report.note(
+                where,
+                f"{plural(count, what)} of acore's persona 'default' (acore_bot named no persona) "
+                f"imported under personae's default persona {default_persona!r}; if they "
+                "belong to another persona, roll this run back and import again with "
+                "--persona-map default=PERSONA_ID",
+            )
+    unread = _unread(data) if data.name == "data" else []
+    if unread:
+        report.note(
+            str(data), f"files personae has no place for, not imported: {', '.join(unread)}"
+        )
+    batch.problems.extend(report.problems())
     return batch
 
 
-def _read_profile(batch: ImportBatch, file: Path, persona_id: str) -> None:
+def _load(file: Path, report: Report) -> dict[str, Any] | None:
     where = str(file)
-    match = _PROFILE.fullmatch(file.name)
-    if match is None:
-        batch.problems.append(Problem(where, "the file name is not user_<discord id>.json"))
-        return
-    discord_id = match.group(1)
     try:
         data = json.loads(file.read_text(encoding="utf-8-sig"))
     except OSError as exc:
-        batch.problems.append(Problem(where, f"unreadable: {exc.strerror or exc}"))
-        return
+        report.skip(where, "file", f"unreadable: {exc.strerror or exc}")
+        return None
     except UnicodeDecodeError:
-        batch.problems.append(Problem(where, "not UTF-8 text"))
-        return
+        report.skip(where, "file", "not UTF-8 text")
+        return None
     except ValueError as exc:
-        batch.problems.append(Problem(where, f"not valid JSON: {exc}"))
-        return
+        report.skip(where, "file", f"not valid JSON: {exc}")
+        return None
     if not isinstance(data, dict):
-        batch.problems.append(Problem(where, "not a profile (the JSON is not an object)"))
-        return
+        report.skip(where, "file", "not a profile (the JSON is not an object)")
+        return None
+    return data
+
+
+def _read_profile(batch: ImportBatch, report: Report, file: Path, persona_id: str) -> bool:
+    """Read one profile file; False when none of it could be read."""
+    where = str(file)
+    match = _PROFILE.fullmatch(file.name)
+    if match is None:
+        report.skip(where, "file", "the file name is not user_<discord id>.json")
+        return False
+    discord_id = match.group(1)
+    data = _load(file, report)
+    if data is None:
+        return False
     if "user_id" in data and str(data["user_id"]) != discord_id:
-        batch.problems.append(
-            Problem(where, f"holds user {data['user_id']!r}, not {discord_id} as its name says")
+        report.skip(
+            where, "file", f"holds user {data['user_id']!r}, not {discord_id} as its name says"
         )
-        return
+        return False
     username = data.get("username") if isinstance(data.get("username"), str) else None
     user = UserRef(((PLATFORM, discord_id),), name=username or f"discord:{discord_id}")
     first_met = parse_time(data.get("first_met")) or parse_time(data.get("created_at"))
 
-    def add(kind: str, text: str, confidence: float, label: str, when: Any = None) -> None:
-        cleaned, refused = screen(text)
+    def add(kind: str, text: str, confidence: float, noun: str, label: str | None = None,
+            when: Any = None, parts: tuple[str, ...] = ()) -> None:  # fmt: skip
+        cleaned, refused = screen(text, parts)
         if cleaned.lower().startswith(_BEHAVIOUR):
             refused = "an instruction acore_bot stored for the bot, not a fact about the user"
         if refused:
-            batch.problems.append(Problem(where, f"{label} skipped: {refused}"))
+            report.skip(where, noun, refused, label)
             return
         stamp = parse_time(when) or first_met
         batch.items.append(ItemIn(persona_id, user, kind, cleaned, where, confidence, stamp))
@@ -149,45 +205,75 @@ def _read_profile(batch: ImportBatch, file: Path, persona_id: str) -> None:
         if value is None:
             return []
         if not isinstance(value, list):
-            batch.problems.append(Problem(where, f"'{key}' is not a list; skipped"))
+            report.skip(where, f"'{key}' field", "not a list")
             return []
         return value
 
-    for index, entry in enumerate(listed("facts")):
+    for index, entry in enumerate(listed("facts"), start=1):
         text, when = entry, None
         if isinstance(entry, dict):
             text, when = entry.get("fact", entry.get("value")), entry.get("timestamp")
         if not isinstance(text, str):
-            batch.problems.append(Problem(where, f"fact #{index + 1} is not text; skipped"))
+            report.skip(where, "fact", "not text", f"#{index}")
             continue
-        add("fact", text, 0.8, f"fact #{index + 1}", when)
+        add("fact", text, 0.8, "fact", f"#{index}", when)
     for key, kind, template, confidence in (
         ("interests", "interest", "Interested in {}", 0.7),
         ("traits", "trait", "Comes across as {}", 0.6),
     ):
-        for index, entry in enumerate(listed(key)):
+        for index, entry in enumerate(listed(key), start=1):
             if not isinstance(entry, str) or not entry.strip():
-                batch.problems.append(Problem(where, f"{kind} #{index + 1} is not text; skipped"))
+                report.skip(where, kind, "not text", f"#{index}")
                 continue
-            add(kind, template.format(entry.strip()), confidence, f"{kind} #{index + 1}")
+            add(kind, template.format(entry.strip()), confidence, kind, f"#{index}",
+                parts=(entry,))  # fmt: skip
+    _quotes(listed("memorable_quotes"), add, report, where)
     preferences = data.get("preferences") or {}
     if not isinstance(preferences, dict):
-        batch.problems.append(Problem(where, "'preferences' is not an object; skipped"))
+        report.skip(where, "'preferences' field", "not an object")
         preferences = {}
     for key, value in preferences.items():
         if isinstance(value, (list, tuple)):
             value = ", ".join(str(v) for v in value)
         elif isinstance(value, dict) or value is None:
             value = json.dumps(value, ensure_ascii=False)
-        add("preference", f"{humanize(str(key))}: {value}", 0.8, f"preference {key!r}")
-    _affection(batch, data.get("affection"), add, where)
+        add("preference", f"{humanize(str(key))}: {value}", 0.8, "preference", repr(key),
+            parts=(str(value),))  # fmt: skip
+    relationships = data.get("relationships")
+    if isinstance(relationships, dict) and relationships:
+        for other in relationships:
+            report.skip(
+                where, "relationship",
+                "a relationship with another user is not memory about this one", str(other),
+            )  # fmt: skip
+    _affection(data.get("affection"), add, report, where)
+    return True
 
 
-def _affection(batch: ImportBatch, affection: Any, add: Any, where: str) -> None:
+def _quotes(quotes: list[Any], add: Add, report: Report, where: str) -> None:
+    """``memorable_quotes`` as facts: ``Once said: "..."`` (with the context)."""
+    for index, entry in enumerate(quotes, start=1):
+        quote, context, when = entry, None, None
+        if isinstance(entry, dict):
+            quote, context, when = entry.get("quote"), entry.get("context"), entry.get("timestamp")
+        if not isinstance(quote, str) or not quote.strip():
+            report.skip(where, "memorable quote", "not text", f"#{index}")
+            continue
+        refused = screen(quote)[1]  # the user's own words, screened as learning screens notes
+        if refused:
+            report.skip(where, "memorable quote", refused, f"#{index}")
+            continue
+        text = f'Once said: "{quote.strip()}"'
+        if isinstance(context, str) and context.strip() and len(text) + len(context) < 400:
+            text += f" (when {context.strip().rstrip('.').rstrip()})"
+        add("fact", text, 0.7, "memorable quote", f"#{index}", when, (quote,))
+
+
+def _affection(affection: Any, add: Add, report: Report, where: str) -> None:
     if affection is None:
         return
     if not isinstance(affection, dict):
-        batch.problems.append(Problem(where, "'affection' is not an object; skipped"))
+        report.skip(where, "'affection' field", "not an object")
         return
     level = affection.get("level")
     stage = affection.get("relationship_stage")
