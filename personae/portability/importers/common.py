@@ -35,6 +35,9 @@ def map_persona(name: str, mapping: Mapping[str, str]) -> str:
     return mapping.get(name) or slugify(name)
 
 
+INSTRUCTION = "reads as an instruction to the bot, not something about the user"
+
+
 def screen(text: str, parts: Iterable[str] = ()) -> tuple[str, str | None]:
     """The text cleaned to one line, and why it cannot be a memory item (or None).
 
@@ -46,10 +49,10 @@ def screen(text: str, parts: Iterable[str] = ()) -> tuple[str, str | None]:
     is not refused for merely starting like an order: a value such as "stop motion
     films" is a fine interest.)"""
     cleaned, reason = screen_memory(text, max_chars=MAX_TEXT)
-    if reason is not None:
-        return cleaned, reason
-    if any(contains_instruction(clean_text(part)) for part in parts):
-        return cleaned, "reads as an instruction to the bot, not something about the user"
+    if reason is not None and "instruction" not in reason:
+        return cleaned, reason  # empty, or too long
+    if reason is not None or any(contains_instruction(clean_text(part)) for part in parts):
+        return cleaned, INSTRUCTION
     return cleaned, None
 
 
