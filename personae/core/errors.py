@@ -9,6 +9,8 @@
     ├── CardError                   a character card could not be read or written
     ├── StorageError                the database is unreachable or its schema is out of date
     ├── CommandError                a chat command was misused
+    ├── Busy                        too many turns at once in this process; try again soon
+    ├── TurnAbandoned               the reader of a reply stopped reading; nothing was stored
     └── LLMError                    the language model failed
         ├── LLMUnavailable          the server cannot be reached
         ├── ModelNotFound           the model is not pulled on the server
@@ -58,6 +60,16 @@ class StorageError(PersonaeError):
 
 class CommandError(PersonaeError):
     """The user sees how to use the command correctly."""
+
+
+class Busy(PersonaeError):
+    """The user sees that the service is busy and should try again in a moment
+    (HTTP: 503 with Retry-After). Nothing was stored."""
+
+
+class TurnAbandoned(PersonaeError):
+    """The reader of a reply stopped reading (``runtime.stall_seconds``), so the turn
+    was abandoned and nothing was stored; only a reader that comes back sees it."""
 
 
 class LLMError(PersonaeError):

@@ -30,6 +30,7 @@ from personae.core.plugins import PluginManager, create_plugin_manager
 from personae.core.proactive import ProactiveHub
 from personae.core.prompt import build_messages
 from personae.core.settings import Settings
+from personae.core.turns import ReplyStream, TurnGate
 from personae.core.types import PromptSection, Scope, Turn
 from personae.storage import Database, HistoryStore, MemoryStore, PersonaStore, UserStore
 from personae.storage.followups import FollowUpStore
@@ -49,28 +50,6 @@ class Reply:
     conversation: str
     user_message_id: int
     reply_message_id: int
-
-
-class ReplyStream:
-    """The reply to one turn as an async iterator of text chunks.
-
-    Iterate it to drive the turn; afterwards ``reply`` holds the stored result.
-    Abandoning the iteration (``aclose`` or a dropped client) stores nothing."""
-
-    def __init__(self, runtime: Runtime, turn: Turn) -> None:
-        self.runtime = runtime
-        self.turn = turn
-        self.reply: Reply | None = None
-        self._iterator: AsyncIterator[str] | None = None
-
-    def __aiter__(self) -> AsyncIterator[str]:
-        if self._iterator is None:
-            self._iterator = self.runtime._run_turn(self.turn, self)
-        return self._iterator
-
-    async def aclose(self) -> None:
-        if self._iterator is not None:
-            await self._iterator.aclose()  # type: ignore[attr-defined]
 
 
 class Runtime:
@@ -103,6 +82,9 @@ class Runtime:
         self.personas = PersonaRegistry(PersonaStore())
         self.commands = CommandRegistry()
         self.background = BackgroundTasks(settings.runtime.background_concurrency)
+        self.turn_gate = TurnGate(
+            settings.runtime.max_concurrent_turns, settings.runtime.max_waiting_turns
+        )
         self.backends: dict[str, LLMBackend] = {}
         self.services: dict[str, Any] = {}  # services plugins offer adapters, e.g. "voice"
         self._llm: LLMBackend | None = None
@@ -185,9 +167,9 @@ class Runtime:
 
     async def reply(self, turn: Turn) -> Reply:
         """Run a turn to completion and return the stored reply."""
-        stream = self.stream(turn)
-        async for _ in stream:
-            pass
+        async with self.stream(turn) as stream:
+            async for _ in stream:
+                pass
         assert stream.reply is not None
         return stream.reply
 

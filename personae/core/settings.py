@@ -74,6 +74,18 @@ class RuntimeSettings(BaseModel):
     """Background jobs (learning, follow-ups, speech) running at once."""
     shutdown_grace_seconds: float = Field(30.0, ge=0)
     """How long background work may finish when personae stops."""
+    turn_deadline_seconds: float = Field(600.0, gt=0)
+    """A turn still running after this long (waiting for earlier turns of its
+    conversation included) is stopped and stores nothing: a stalled model call
+    must not hold a conversation."""
+    stall_seconds: float = Field(60.0, gt=0)
+    """A reply nobody reads for this long is abandoned (its model call cancelled,
+    nothing stored), so a reader that went away cannot hold its conversation."""
+    max_concurrent_turns: int = Field(64, ge=1)
+    """Turns running at once in this process (each holds a model call)."""
+    max_waiting_turns: int = Field(256, ge=0)
+    """Turns that may wait for a place; beyond that a turn is refused at once with
+    "busy, try again" (HTTP 503) instead of queueing without end."""
 
 
 class Settings(BaseSettings):

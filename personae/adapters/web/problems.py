@@ -17,6 +17,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from personae.core.errors import (
+    Busy,
     CardError,
     CommandError,
     LLMError,
@@ -111,6 +112,8 @@ def problem_from_error(error: BaseException) -> Problem:
             return Problem(422, "Invalid account details", str(error))
         case CommandError():
             return Problem(400, "Command failed", str(error))
+        case Busy():
+            return Problem(503, "Busy", str(error), headers={"Retry-After": "5"})
         case LLMUnavailable():
             return _internal(503, "Language model unavailable", error, _LLM_DOWN)
         case ModelNotFound():
