@@ -52,6 +52,16 @@ class SummaryStore:
         )
         return [_record(row) for row in rows]
 
+    async def newest_per_conversation(self, scope: Scope) -> list[StoredSummary]:
+        """The newest summary of each of the scope's conversations."""
+        rows = await ConversationSummary.filter(
+            persona_id=scope.persona_id, user_id=scope.user_id
+        ).order_by("conversation", "-through_id")
+        newest: dict[str, StoredSummary] = {}
+        for row in rows:
+            newest.setdefault(row.conversation, _record(row))
+        return list(newest.values())
+
     async def add(self, scope: Scope, key: str, through_id: int, text: str) -> StoredSummary:
         """Store the summary of everything up to message ``through_id``; older
         ones beyond the last :data:`KEEP` are deleted."""
