@@ -7,6 +7,7 @@ what a real model would have seen."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 from collections.abc import AsyncIterator, Callable
@@ -221,15 +222,25 @@ async def test_recalled_memory_comes_after_the_history(
     assert "<remembered-data" not in messages[0]["content"]
 
 
+@pytest.fixture
+async def quiet_runtime(
+    make_runtime: Callable[..., AsyncIterator[Runtime]],
+) -> AsyncIterator[Runtime]:
+    """The default window; no profile learning, whose extraction calls would take
+    the fake's one cached prompt (like Ollama with one slot)."""
+    async for runtime in make_runtime(plugin_settings={"profile": {"learn": False}}):
+        yield runtime
+
+
 async def test_history_is_trimmed_in_blocks_so_the_prefix_holds_for_many_turns(
-    runtime: Runtime, fake_ollama: FakeOllama
+    quiet_runtime: Runtime, fake_ollama: FakeOllama
 ) -> None:
     fake_ollama.reply_with(summary_responder)
-    await talk(runtime, 40)
+    await talk(quiet_runtime, 40)
     prompts = reply_prompts(fake_ollama)
     kept = [
         stable_part(before) == after.json["messages"][: len(stable_part(before))]
-        for before, after in zip(prompts, prompts[1:], strict=False)
+        for before, after in itertools.pairwise(prompts)
     ]
     breaks = kept.count(False)
     assert 2 <= breaks <= len(kept) // 3  # the window moved, a block at a time
@@ -243,8 +254,9 @@ async def test_history_is_trimmed_in_blocks_so_the_prefix_holds_for_many_turns(
 
 
 async def test_a_summary_is_written_once_per_block_and_reaches_later_prompts(
-    runtime: Runtime, fake_ollama: FakeOllama
+    quiet_runtime: Runtime, fake_ollama: FakeOllama
 ) -> None:
+    runtime = quiet_runtime
     fake_ollama.reply_with(summary_responder)
     ann = await talk(runtime, 40)
     chats = fake_ollama.requests_to("/api/chat")
