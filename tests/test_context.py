@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from personae.core.cards import PersonaCard
+from personae.core.cards import PersonaCard, save_card
 from personae.core.context import BudgetPart, TokenCounter, fit_parts
+from personae.core.doctor import run_checks
 from personae.core.errors import ContextTooSmall
 from personae.core.hookspecs import hookimpl
 from personae.core.llm.base import ChatRequest, ChatUsage, LLMBackend, ModelInfo
@@ -311,3 +312,18 @@ def test_parts_are_cut_by_priority_and_least_important_items_first() -> None:
     rules = BudgetPart("rules", ("r" * 30,), priority=10)
     fitted = {f.part.name: f.kept for f in fit_parts([memory, rules], 80, counter)}
     assert fitted == {"rules": ("r" * 30,), "memory": ("a" * 30,)}
+
+
+async def test_doctor_names_a_persona_whose_card_does_not_fit_its_window(
+    tmp_path: Path, fake_ollama: FakeOllama, db_url: str
+) -> None:
+    folder = tmp_path / "cards"
+    folder.mkdir()
+    save_card(big_card().model_copy(update={"id": "maren"}), folder / "maren.json")
+    settings = make_settings(
+        tmp_path, fake_ollama, db_url, persona_dirs=[folder], ollama={"num_ctx": 2048}
+    )
+    checks = [c for c in await run_checks(settings) if c.name == "persona window"]
+    assert [c.ok for c in checks] == [False]
+    assert checks[0].detail.startswith("maren: The persona 'Maren' does not fit")
+    assert "num_ctx" in checks[0].fix
