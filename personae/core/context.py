@@ -404,7 +404,8 @@ class ContextEngine:
             return [m for m in history if m.id >= cut], unsummarised
         growth = sum(costs[-2:])  # what one more exchange adds, about
         soon = total > budget * PREPARE or total + 2 * growth > budget
-        if soon and trim.prepared is None and len(history) > 2:
+        whole_block = sum(costs[:-2]) >= block  # a summary per block, not per exchange
+        if soon and whole_block and trim.prepared is None and len(history) > 2:
             cut = _cut_point(history[:-2], costs[:-2], block)  # keep the last exchange
             dropped = [m for m in history if m.id < cut]
             if dropped and len(dropped) < len(history):
