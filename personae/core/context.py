@@ -292,7 +292,7 @@ class ContextEngine:
         fixed += counter.count(post) + 2 if post else 0
         if fixed > room:
             self._too_small(card, window, counter, card_part, post, text, room)
-        trim = self._trim_state(conversation, summaries)
+        trim = self._trim_state(conversation, summaries, history)
         start_before = trim.start
         window_history = [m for m in history if m.id >= trim.start]
         free = room - fixed
@@ -367,10 +367,18 @@ class ContextEngine:
         turn.append(post)
         return layout(system=system, summary=summary_text, history=history, turn=turn, text=text)
 
-    def _trim_state(self, key: ConversationKey, summaries: Sequence[Summary]) -> _Trim:
+    def _trim_state(
+        self, key: ConversationKey, summaries: Sequence[Summary], history: Sequence[StoredMessage]
+    ) -> _Trim:
         trim = self._trims.get(key)
+        if trim is not None and history and trim.start > history[-1].id + 1:
+            trim = None  # the conversation was cleared elsewhere and started again
         if trim is None:
-            newest = max((s.through_id for s in summaries), default=0)
+            last = history[-1].id if history else None
+            newest = max(
+                (s.through_id for s in summaries if last is None or s.through_id < last),
+                default=0,
+            )
             trim = _Trim(start=newest + 1 if newest else 0)
         keep_recent(self._trims, key, trim, self._max)
         return trim
