@@ -357,3 +357,15 @@ async def test_only_evaluated_requests_expose_token_figures(
     with pytest.raises(ValueError, match="did not evaluate"):
         _ = fake.requests_to("/api/tags")[-1].prompt_tokens
     assert fake.evaluated_requests() == []
+
+
+async def test_a_chat_without_messages_loads_or_unloads_the_model(
+    fake: FakeOllama, client: ollama.AsyncClient
+) -> None:
+    loaded = await client.chat(model="llama3.2", messages=[], options={"num_ctx": 2048})
+    assert (loaded.done_reason, loaded.message.content) == ("load", "")
+    assert fake.loaded_models["llama3.2:latest"].num_ctx == 2048
+    unloaded = await client.chat(model="llama3.2", messages=[], keep_alive=0)
+    assert unloaded.done_reason == "unload"
+    assert fake.loaded_models == {}
+    assert fake.evaluated_requests() == []

@@ -386,13 +386,21 @@ class FakeOllama(ModelRunner, LoopbackServer):
         body, failure = await self._begin(request)
         if failure:
             return failure
-        if request.path == "/api/chat":
+        chatting = request.path == "/api/chat"
+        wrap: Callable[[str], dict[str, Any]] = (
+            (lambda text: {"message": {"role": "assistant", "content": text}})
+            if chatting
+            else (lambda text: {"response": text})
+        )
+        if not (body.get("messages") if chatting else body.get("prompt")):
+            return self._load_only(body, wrap)
+        if chatting:
             messages = list(body.get("messages") or [])
         else:
             messages = [{"role": "system", "content": body["system"]}] if body.get("system") else []
             messages.append({"role": "user", "content": str(body.get("prompt") or "")})
         chat = FakeChatRequest(
-            model=normalize_model_name(str(body["model"])),
+            model=str(body["model"]),
             messages=messages,
             format=body.get("format"),
             options=dict(body.get("options") or {}),
@@ -400,14 +408,21 @@ class FakeOllama(ModelRunner, LoopbackServer):
             keep_alive=body.get("keep_alive"),
         )
         truncate = body.get("truncate", True) is not False
-        if request.path == "/api/chat":
-            return await self._answer(
-                request,
-                chat,
-                lambda text: {"message": {"role": "assistant", "content": text}},
-                truncate=truncate,
-            )
-        return await self._answer(request, chat, lambda text: {"response": text}, truncate=truncate)
+        return await self._answer(request, chat, wrap, truncate=truncate)
+
+    def _load_only(
+        self, body: dict[str, Any], wrap: Callable[[str], dict[str, Any]]
+    ) -> web.Response:
+        """A request without messages (or prompt) loads the model, or with
+        ``keep_alive`` 0 unloads it, as Ollama does."""
+        if unloads(body.get("keep_alive")):
+            self.unload(str(body["model"]))
+            reason = "unload"
+        else:
+            self._load(str(body["model"]), dict(body.get("options") or {}))
+            reason = "load"
+        line = {"model": body["model"], "created_at": _now(), **wrap("")}
+        return web.json_response(line | {"done": True, "done_reason": reason})
 
     async def _embed(self, request: web.Request) -> web.Response:
         body, failure = await self._begin(request)

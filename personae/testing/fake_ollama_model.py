@@ -154,8 +154,10 @@ def fit_prompt(
             ]
             if frame + sum(map(len, kept)) + sum(map(len, blocks[start:])) <= num_ctx:
                 break
-    seen = [m for m in dicts[:start] if _is_system(m)] + dicts[start:]
-    tokens = chat_tokens(seen)
+    kept = [i for i in range(start) if _is_system(dicts[i])] + list(range(start, len(dicts)))
+    seen = [dicts[i] for i in kept]
+    head, *tail = chat_tokens([])
+    tokens = [head, *(token for i in kept for token in blocks[i]), *tail]
     if len(tokens) <= num_ctx - 1:
         return PromptFit(seen, requested, tokens, 0)
     if not truncate:
