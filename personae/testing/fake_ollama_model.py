@@ -145,19 +145,17 @@ def fit_prompt(
     dicts = [dict(m) for m in messages]
     blocks = [message_tokens(m) for m in dicts]
     frame = len(chat_tokens([]))  # BOS and the assistant's header
-    start = 0
     requested = frame + sum(len(b) for b in blocks)
+    start = 0
     if truncate:  # server/prompt.go chatPrompt
         for start in range(len(dicts)):
-            kept = [
-                b for b, m in zip(blocks[:start], dicts, strict=False) if m.get("role") == "system"
-            ]
-            if frame + sum(map(len, kept)) + sum(map(len, blocks[start:])) <= num_ctx:
+            system = sum(len(blocks[i]) for i in range(start) if _is_system(dicts[i]))
+            if frame + system + sum(map(len, blocks[start:])) <= num_ctx:
                 break
-    kept = [i for i in range(start) if _is_system(dicts[i])] + list(range(start, len(dicts)))
-    seen = [dicts[i] for i in kept]
+    shown = [i for i in range(start) if _is_system(dicts[i])] + list(range(start, len(dicts)))
+    seen = [dicts[i] for i in shown]
     head, *tail = chat_tokens([])
-    tokens = [head, *(token for i in kept for token in blocks[i]), *tail]
+    tokens = [head, *(token for i in shown for token in blocks[i]), *tail]
     if len(tokens) <= num_ctx - 1:
         return PromptFit(seen, requested, tokens, 0)
     if not truncate:
