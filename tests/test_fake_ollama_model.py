@@ -369,3 +369,25 @@ async def test_a_chat_without_messages_loads_or_unloads_the_model(
     assert unloaded.done_reason == "unload"
     assert fake.loaded_models == {}
     assert fake.evaluated_requests() == []
+
+
+async def test_parallel_slots_keep_two_conversations_cached(
+    fake: FakeOllama, client: ollama.AsyncClient
+) -> None:
+    fake.num_parallel = 2
+    ann = [msg("system", "Ann's card. " + PROSE), msg("user", "Hi, I am Ann.")]
+    bob = [msg("system", "Bob's card. " + PROSE), msg("user", "Hi, I am Bob.")]
+    for messages in (ann, bob, ann, bob):
+        await chat(client, messages)
+    records = fake.requests_to("/api/chat")
+    assert [r.cached_tokens > count_tokens(PROSE) for r in records] == [False, False, True, True]
+
+
+async def test_one_slot_serves_alternating_conversations_cold(
+    fake: FakeOllama, client: ollama.AsyncClient
+) -> None:
+    ann = [msg("system", "Ann's card. " + PROSE), msg("user", "Hi, I am Ann.")]
+    bob = [msg("system", "Bob's card. " + PROSE), msg("user", "Hi, I am Bob.")]
+    for messages in (ann, bob, ann):
+        await chat(client, messages)
+    assert fake.requests_to("/api/chat")[-1].cached_tokens < 10
