@@ -144,7 +144,7 @@ async def test_when_system_and_last_message_overflow_the_runner_keeps_num_keep_t
     assert record.evaluation is not None
     assert list(record.evaluation.tokens[:5]) == full[:5]
     assert list(record.evaluation.tokens[5:]) == full[-(response.prompt_eval_count - 5) :]
-    assert "CARD-START" not in "".join(record.evaluation.tokens)
+    assert "CARD-START" not in record.evaluation.text
     assert " keeper" in record.evaluation.tokens
 
 

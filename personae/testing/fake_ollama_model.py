@@ -103,6 +103,11 @@ class Evaluation:
         return len(self.tokens)
 
     @property
+    def text(self) -> str:
+        """The prompt the model saw, as text (template markers included)."""
+        return "".join(self.tokens)
+
+    @property
     def evaluated_tokens(self) -> int:
         """Prompt tokens actually evaluated (not served from the cache)."""
         return self.prompt_tokens - self.cached_tokens
