@@ -53,13 +53,14 @@ def plugin_tables() -> dict[str, PluginTable]:
 
 
 SHIPPED: dict[tuple[str, ...], Any] = {
-    ("ollama", "options"): {"num_ctx": 8192, "temperature": 0.8},
+    ("ollama", "options"): {"temperature": 0.8},
 }
 """Values the shipped file sets on purpose, other than the model's default."""
 
 EXAMPLES: dict[tuple[str, ...], Any] = {
     ("database_url",): "postgres://personae@127.0.0.1:5432/personae",
     ("ollama", "embed_model"): "nomic-embed-text",
+    ("ollama", "num_ctx"): 8192,
     ("discord", "token"): "...",
     ("discord", "shard_count"): 2,
     ("discord", "shard_ids"): [0],

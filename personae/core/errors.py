@@ -11,6 +11,7 @@
     ├── CommandError                a chat command was misused
     ├── Busy                        too many turns at once in this process; try again soon
     ├── TurnAbandoned               the reader of a reply stopped reading; nothing was stored
+    ├── ContextTooSmall             the card (or the message) cannot fit the model's window
     └── LLMError                    the language model failed
         ├── LLMUnavailable          the server cannot be reached
         ├── ModelNotFound           the model is not pulled on the server
@@ -70,6 +71,21 @@ class Busy(PersonaeError):
 class TurnAbandoned(PersonaeError):
     """The reader of a reply stopped reading (``runtime.stall_seconds``), so the turn
     was abandoned and nothing was stored; only a reader that comes back sees it."""
+
+
+class ContextTooSmall(PersonaeError):
+    """The user sees that the persona's card (or their message) is larger than
+    the model's context window allows, by how much, and what to change; nothing
+    is sent to the model and nothing is stored."""
+
+    def __init__(
+        self, message: str, *, persona_id: str, needed: int, available: int, num_ctx: int
+    ) -> None:
+        super().__init__(message)
+        self.persona_id = persona_id
+        self.needed = needed
+        self.available = available
+        self.num_ctx = num_ctx
 
 
 class LLMError(PersonaeError):

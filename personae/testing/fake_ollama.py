@@ -9,12 +9,53 @@ Use it in tests and benchmarks instead of a real Ollama::
         assert fake.requests[-1].json["options"]["num_ctx"] == 8192
 
 It answers ``/api/chat``, ``/api/generate``, ``/api/embed``, ``/api/tags``,
-``/api/show``, ``/api/pull``, ``/api/version`` and ``/``; replies are scripted
-(:meth:`FakeOllama.reply_with`, :meth:`FakeOllama.enqueue`) and failures can be
-injected per test (:meth:`FakeOllama.fail_next`, :attr:`FakeOllama.delay`,
+``/api/show``, ``/api/ps``, ``/api/pull``, ``/api/version`` and ``/``; replies are
+scripted (:meth:`FakeOllama.reply_with`, :meth:`FakeOllama.enqueue`) and failures can
+be injected per test (:meth:`FakeOllama.fail_next`, :attr:`FakeOllama.delay`,
 :attr:`FakeOllama.drop_after_chunks`, :meth:`FakeOllama.garbage_next`,
 :attr:`FakeOllama.error_mid_stream_after`). It listens on 127.0.0.1 only and
 stops by itself after ``lifetime`` seconds. Only aiohttp is needed.
+
+**The model behaves like Ollama's** (read from Ollama's source; details in
+:mod:`~personae.testing.fake_ollama_model` and :mod:`~personae.testing.fake_tokenizer`):
+
+- Tokens: :func:`count_tokens` and :func:`tokenize` count like a BPE tokenizer
+  (about four characters a token in English, more for other scripts); a chat is
+  rendered through Llama 3's template (:func:`render_chat`, :func:`chat_tokens`).
+- The window: ``num_ctx`` is ``options.num_ctx``, else the model's own
+  (``configure_model(name, num_ctx=...)``), else :attr:`FakeOllama.default_num_ctx`
+  (4096, Ollama's default), at most the model's ``context_length``. A prompt over it
+  loses its oldest non-system messages; if the system messages and the last message
+  alone overflow, the runner keeps the first ``num_keep`` tokens (4, plus BOS) and
+  the end, freeing half the window. ``"truncate": false`` gets a 400 instead.
+- The KV prefix cache: each loaded model keeps the tokens of its last request (and
+  reply) per slot (:attr:`FakeOllama.num_parallel`); a request evaluates only what
+  follows the longest common prefix. Changing ``num_ctx`` reloads the model, cache
+  cold; a request for another model unloads the least recently used one past
+  :attr:`FakeOllama.max_loaded_models` (3); ``keep_alive`` 0 unloads after the reply.
+- The final line reports what Ollama reports: ``prompt_eval_count`` (every prompt
+  token, cached or not, as Ollama counts them), ``prompt_eval_duration`` (the
+  evaluated tokens only), ``eval_count``, ``eval_duration``, ``load_duration``
+  (larger on a (re)load), ``total_duration`` and ``done_reason`` (``"length"`` when
+  ``options.num_predict`` cut the reply, else ``"stop"``). Ollama's API has no
+  field for the cached tokens, so neither has the fake's answer: tests and benches
+  read them from the record, :attr:`RecordedRequest.cached_tokens`.
+- Time: :attr:`FakeOllama.load_seconds`, :attr:`FakeOllama.seconds_per_prompt_token`
+  and :attr:`FakeOllama.seconds_per_generated_token` (all 0 by default) make the fake
+  take that long, and report it.
+- Records: every chat/generate request the model answered has an
+  :class:`Evaluation` (``fake.requests[i].evaluation``): ``num_ctx``,
+  ``seen_messages``, ``tokens``, ``prompt_tokens``, ``cached_tokens``,
+  ``evaluated_tokens``, ``truncated``, ``reloaded``, ``generated_tokens``,
+  ``done_reason``; :meth:`FakeOllama.overflowing_requests` lists the ones that did
+  not fit. A responder sees :attr:`FakeChatRequest.seen_messages` too.
+- ``/api/show`` reports ``model_info["<architecture>.context_length"]`` and
+  ``capabilities`` per model (:meth:`FakeOllama.configure_model`); ``/api/ps`` the
+  loaded models with their ``context_length`` (the ``num_ctx`` they run with).
+
+Not modelled: images, tools, thinking output, the context shift while generating
+past the window, queueing of concurrent requests (they are served at once, sharing
+the cache slots in arrival order).
 """
 
 from __future__ import annotations
@@ -23,56 +64,59 @@ import asyncio
 import hashlib
 import inspect
 import json
-import math
-import re
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from aiohttp import web
 
+from personae.testing.fake_ollama_model import (
+    DEFAULT_NUM_CTX,
+    TOO_LONG,
+    Evaluation,
+    LoadedModel,
+    ModelSpec,
+    PromptTooLong,
+    cut_reply,
+    unloads,
+)
+from personae.testing.fake_ollama_records import (
+    DEFAULT_MODELS,
+    EMBED_DIM,
+    FakeChatRequest,
+    RecordedRequest,
+    Reply,
+    Responder,
+    echo_responder,
+    fake_embedding,
+    normalize_model_name,
+    split_words,
+)
+from personae.testing.fake_ollama_runner import ModelRunner
+from personae.testing.fake_tokenizer import chat_tokens, count_tokens, render_chat, tokenize
 from personae.testing.loopback import LoopbackServer
 
-Reply = str | Sequence[str]
-"""A reply: a whole string (streamed word by word) or the exact chunks to stream."""
-Responder = Callable[["FakeChatRequest"], Reply | Awaitable[Reply]]
-"""Computes a reply from the parsed request; may be a coroutine function."""
-
-DEFAULT_MODELS = ["llama3.2:latest", "nomic-embed-text:latest"]
-EMBED_DIM = 64
-
-
-@dataclass(frozen=True, slots=True)
-class FakeChatRequest:
-    """What a responder sees of a ``/api/chat`` (or ``/api/generate``) request."""
-
-    model: str
-    messages: list[dict[str, Any]]
-    format: dict[str, Any] | str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    stream: bool = True
-    keep_alive: str | float | None = None
-
-    @property
-    def last_user_message(self) -> str:
-        """The content of the last ``user`` message, or ``""``."""
-        for message in reversed(self.messages):
-            if message.get("role") == "user":
-                return str(message.get("content") or "")
-        return ""
-
-
-@dataclass(frozen=True, slots=True)
-class RecordedRequest:
-    """One request the fake received: method, path, JSON body (None if not JSON)
-    and the client's address (host, port), which tells connections apart."""
-
-    method: str
-    path: str
-    json: Any
-    peer: tuple[str, int] | None = None
+__all__ = [
+    "DEFAULT_NUM_CTX",
+    "Evaluation",
+    "FakeChatRequest",
+    "FakeOllama",
+    "LoadedModel",
+    "ModelSpec",
+    "RecordedRequest",
+    "Reply",
+    "Responder",
+    "chat_tokens",
+    "count_tokens",
+    "echo_responder",
+    "fake_embedding",
+    "normalize_model_name",
+    "render_chat",
+    "split_words",
+    "tokenize",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,38 +128,6 @@ class _Failure:
     path: str | None
 
 
-def echo_responder(request: FakeChatRequest) -> Reply:
-    """The default responder: ``"You said: <last user message>"``."""
-    return f"You said: {request.last_user_message}"
-
-
-def split_words(text: str) -> list[str]:
-    """Split text into word chunks that join back to exactly ``text``."""
-    return [chunk for chunk in re.split(r"(?<=\s)(?=\S)", text) if chunk]
-
-
-def fake_embedding(text: str, dim: int = EMBED_DIM) -> list[float]:
-    """A deterministic unit vector for ``text``: a signed, hashed bag of words.
-
-    Texts sharing words get similar vectors, so recall-by-similarity is testable.
-    """
-    vector = [0.0] * dim
-    for word in re.findall(r"\w+", text.lower()):
-        digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
-        index = int.from_bytes(digest[:4], "little") % dim
-        vector[index] += 1.0 if digest[4] & 1 else -1.0
-    norm = math.sqrt(sum(x * x for x in vector))
-    if norm == 0.0:
-        vector[0] = 1.0
-        return vector
-    return [x / norm for x in vector]
-
-
-def normalize_model_name(name: str) -> str:
-    """``"llama3.2"`` -> ``"llama3.2:latest"``; names with a tag are unchanged."""
-    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
@@ -124,7 +136,7 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-class FakeOllama(LoopbackServer):
+class FakeOllama(ModelRunner, LoopbackServer):
     """A scriptable Ollama on ``127.0.0.1`` and a free port; see the module docstring.
 
     Attributes tests may set at any time:
@@ -138,6 +150,13 @@ class FakeOllama(LoopbackServer):
       line (``mid_stream_error``) like Ollama does when the runner fails.
     - ``pullable``: names ``/api/pull`` can fetch; None (default) means any name.
     - ``embed_dim``: length of the vectors ``/api/embed`` returns.
+    - ``default_num_ctx``: the window when neither the request nor the model sets
+      one (4096); ``max_loaded_models`` (3); ``num_parallel``: KV cache slots per
+      loaded model (1).
+    - ``load_seconds``, ``seconds_per_prompt_token``, ``seconds_per_generated_token``:
+      how long a load, each evaluated prompt token and each generated token take
+      (0: instant, and nominal durations are reported).
+    - ``specs``: per model :class:`ModelSpec` (set through :meth:`configure_model`).
     """
 
     name = "FakeOllama"
@@ -147,8 +166,8 @@ class FakeOllama(LoopbackServer):
     ) -> None:
         """``models`` replaces the default installed models; ``port`` 0 picks a free
         one; after ``lifetime`` seconds it stops by itself."""
-        super().__init__(lifetime=lifetime, port=port)
-        self.models: list[str] = list(DEFAULT_MODELS if models is None else models)
+        LoopbackServer.__init__(self, lifetime=lifetime, port=port)
+        self.init_models(DEFAULT_MODELS if models is None else models)
         self.requests: list[RecordedRequest] = []
         self.delay: float = 0.0
         self.chunk_delay: float = 0.0
@@ -170,6 +189,7 @@ class FakeOllama(LoopbackServer):
         for path, handler in [("/", self._root), ("/api/version", self._version)]:
             app.router.add_get(path, handler)
         app.router.add_get("/api/tags", self._tags)
+        app.router.add_get("/api/ps", self._ps)
         for path in ("/api/chat", "/api/generate"):
             app.router.add_post(path, self._completion)
         app.router.add_post("/api/show", self._show)
@@ -203,12 +223,16 @@ class FakeOllama(LoopbackServer):
         """The recorded requests to ``path`` (e.g. ``"/api/chat"``)."""
         return [r for r in self.requests if r.path == path]
 
-    # -- helpers ---------------------------------------------------------------------
+    def evaluated_requests(self) -> list[RecordedRequest]:
+        """The chat/generate requests the model evaluated, in order."""
+        return [r for r in self.requests if r.evaluation is not None]
 
-    def has_model(self, name: str) -> bool:
-        """Whether ``name`` is installed (``x`` and ``x:latest`` are the same model)."""
-        wanted = normalize_model_name(name)
-        return any(normalize_model_name(m) == wanted for m in self.models)
+    def overflowing_requests(self) -> list[RecordedRequest]:
+        """The evaluated requests that did not fit ``num_ctx``: the model saw less
+        than was sent (Ollama dropped messages or cut tokens)."""
+        return [r for r in self.evaluated_requests() if r.truncated]
+
+    # -- helpers ---------------------------------------------------------------------
 
     async def _begin(
         self, request: web.Request, *, needs_model: bool = True
@@ -222,7 +246,8 @@ class FakeOllama(LoopbackServer):
             except ValueError:
                 body = None
         peer = request.transport.get_extra_info("peername") if request.transport else None
-        self.requests.append(RecordedRequest(request.method, request.path, body, peer))
+        request["record"] = RecordedRequest(request.method, request.path, body, peer)
+        self.requests.append(request["record"])
         if self.delay:
             await asyncio.sleep(self.delay)
         for failure in self._failures:
@@ -267,7 +292,12 @@ class FakeOllama(LoopbackServer):
         raise asyncio.CancelledError  # end the handler without writing anything more
 
     async def _answer(
-        self, request: web.Request, chat: FakeChatRequest, wrap: Callable[[str], dict[str, Any]]
+        self,
+        request: web.Request,
+        chat: FakeChatRequest,
+        wrap: Callable[[str], dict[str, Any]],
+        *,
+        truncate: bool = True,
     ) -> web.StreamResponse:
         """Send a chat/generate answer, streamed or whole, honouring the failure modes."""
         base = {"model": chat.model, "created_at": _now()}
@@ -276,18 +306,26 @@ class FakeOllama(LoopbackServer):
             head = json.dumps({**base, **wrap(""), "done": False})
             text = f"{head}\n{head[: len(head) // 2]}\n" if chat.stream else "<html>not json"
             return web.Response(text=text, content_type="application/json")
-        chunks = await self._reply_chunks(chat)
-        words = sum(len(str(m.get("content") or "").split()) for m in chat.messages)
-        stats = {"done": True, "done_reason": "stop", "total_duration": 2_000_000 * len(chunks)}
-        stats |= {"load_duration": 100_000, "prompt_eval_count": words}
-        stats |= {"prompt_eval_duration": 500_000, "eval_count": len(chunks)}
-        stats |= {"eval_duration": 1_000_000 * len(chunks)}
+        record: RecordedRequest = request["record"]
+        try:
+            evaluation, slot = await self._evaluate(record, chat, truncate)
+        except PromptTooLong as error:
+            return _error(400, str(error))
+        chunks = await self._reply_chunks(replace(chat, seen_messages=evaluation.seen_messages))
+        chunks, generated, done_reason = cut_reply(chunks, chat.options.get("num_predict"))
+        slot.tokens += generated if done_reason == "stop" else generated[:-1]
+        evaluation = replace(evaluation, generated_tokens=len(generated), done_reason=done_reason)
+        record.evaluation = evaluation
+        stats = self._stats(evaluation)
+        if unloads(chat.keep_alive):
+            self.unload(chat.model)
         drop, error_after = self.drop_after_chunks, self.error_mid_stream_after
         if not chat.stream:
             if drop is not None:
                 await self._abort(request)
             if error_after is not None:
                 return _error(500, self.mid_stream_error)
+            await self._generate(len(generated))
             return web.json_response({**base, **wrap("".join(chunks)), **stats})
         response = await self._ndjson(request)
         for index, chunk in enumerate([*chunks, None]):
@@ -299,6 +337,7 @@ class FakeOllama(LoopbackServer):
             if chunk is None:
                 await self._send(response, {**base, **wrap(""), **stats})
             else:
+                await self._generate(count_tokens(chunk))
                 await self._send(response, {**base, **wrap(chunk), "done": False})
         await response.write_eof()
         return response
@@ -314,29 +353,48 @@ class FakeOllama(LoopbackServer):
 
     async def _tags(self, request: web.Request) -> web.Response:
         _, failure = await self._begin(request)
-        return failure or web.json_response({"models": [_model_entry(m) for m in self.models]})
+        return failure or web.json_response({"models": [self._model_entry(m) for m in self.models]})
 
     async def _show(self, request: web.Request) -> web.Response:
         body, failure = await self._begin(request)
         if failure:
             return failure
-        entry = _model_entry(body["model"])
-        info: dict[str, Any] = {
-            "license": "fake",
-            "modelfile": f"FROM {entry['model']}\n",
-            "parameters": "",
-        }
-        info |= {"template": "{{ .Prompt }}", "details": entry["details"]}
-        info |= {"model_info": {"general.architecture": entry["details"]["family"]}}
-        info |= {"capabilities": ["embedding" if "embed" in entry["model"] else "completion"]}
+        spec, entry = self.spec(body["model"]), self._model_entry(body["model"])
+        params = f"{'num_ctx':<30} {spec.num_ctx}" if spec.num_ctx else ""
+        info: dict[str, Any] = {"license": "fake", "modelfile": f"FROM {entry['model']}\n"}
+        info |= {"parameters": params, "template": "{{ .Prompt }}", "details": entry["details"]}
+        model_info: dict[str, Any] = {"general.architecture": spec.architecture}
+        model_info |= {f"{spec.architecture}.context_length": spec.context_length}
+        info |= {"model_info": model_info, "capabilities": list(spec.capabilities)}
         return web.json_response(info | {"modified_at": entry["modified_at"]})
+
+    async def _ps(self, request: web.Request) -> web.Response:
+        """The loaded models, most recently used first, with their ``context_length``."""
+        _, failure = await self._begin(request)
+        if failure:
+            return failure
+        models = []
+        for loaded in reversed(self.host.loaded.values()):
+            entry = self._model_entry(loaded.name)
+            entry = {k: entry[k] for k in ("name", "model", "size", "digest", "details")}
+            expires = {"expires_at": "2099-01-01T00:00:00Z", "size_vram": 0}
+            models.append(entry | expires | {"context_length": loaded.num_ctx})
+        return web.json_response({"models": models})
 
     async def _completion(self, request: web.Request) -> web.StreamResponse:
         """``/api/chat`` and ``/api/generate`` (whose prompt becomes one user message)."""
         body, failure = await self._begin(request)
         if failure:
             return failure
-        if request.path == "/api/chat":
+        chatting = request.path == "/api/chat"
+        wrap: Callable[[str], dict[str, Any]] = (
+            (lambda text: {"message": {"role": "assistant", "content": text}})
+            if chatting
+            else (lambda text: {"response": text})
+        )
+        if not (body.get("messages") if chatting else body.get("prompt")):
+            return self._load_only(body, wrap)
+        if chatting:
             messages = list(body.get("messages") or [])
         else:
             messages = [{"role": "system", "content": body["system"]}] if body.get("system") else []
@@ -349,11 +407,22 @@ class FakeOllama(LoopbackServer):
             stream=body.get("stream", True) is not False,
             keep_alive=body.get("keep_alive"),
         )
-        if request.path == "/api/chat":
-            return await self._answer(
-                request, chat, lambda text: {"message": {"role": "assistant", "content": text}}
-            )
-        return await self._answer(request, chat, lambda text: {"response": text})
+        truncate = body.get("truncate", True) is not False
+        return await self._answer(request, chat, wrap, truncate=truncate)
+
+    def _load_only(
+        self, body: dict[str, Any], wrap: Callable[[str], dict[str, Any]]
+    ) -> web.Response:
+        """A request without messages (or prompt) loads the model, or with
+        ``keep_alive`` 0 unloads it, as Ollama does."""
+        if unloads(body.get("keep_alive")):
+            self.unload(str(body["model"]))
+            reason = "unload"
+        else:
+            self._load(str(body["model"]), dict(body.get("options") or {}))
+            reason = "load"
+        line = {"model": body["model"], "created_at": _now(), **wrap("")}
+        return web.json_response(line | {"done": True, "done_reason": reason})
 
     async def _embed(self, request: web.Request) -> web.Response:
         body, failure = await self._begin(request)
@@ -361,10 +430,16 @@ class FakeOllama(LoopbackServer):
             return failure
         inputs = body.get("input", "")
         texts = [inputs] if isinstance(inputs, str) else [str(t) for t in inputs]
+        loaded, reloaded = self._load(str(body["model"]), dict(body.get("options") or {}))
+        tokens = [tokenize(t) for t in texts]
+        if body.get("truncate") is False and any(len(t) > loaded.num_ctx for t in tokens):
+            return _error(400, TOO_LONG)
+        texts = ["".join(t[: loaded.num_ctx]) for t in tokens]  # Ollama cuts each input
         vectors = [fake_embedding(t, self.embed_dim) for t in texts]
-        count = sum(len(t.split()) for t in texts)
-        answer = {"model": body["model"], "embeddings": vectors, "total_duration": 1_000_000}
-        return web.json_response(answer | {"load_duration": 0, "prompt_eval_count": count})
+        count = sum(min(len(t), loaded.num_ctx) for t in tokens)
+        load = round(1e9 * self.load_seconds) + 1_000_000 if reloaded else 100_000
+        answer = {"model": body["model"], "embeddings": vectors, "total_duration": load + 1_000_000}
+        return web.json_response(answer | {"load_duration": load, "prompt_eval_count": count})
 
     async def _pull(self, request: web.Request) -> web.StreamResponse:
         """Fake download progress; afterwards the model is installed."""
@@ -393,21 +468,3 @@ class FakeOllama(LoopbackServer):
                 await self._send(response, {"status": status})
         await response.write_eof()
         return response
-
-
-def _model_entry(name: str) -> dict[str, Any]:
-    """One model as ``/api/tags`` lists it (names containing "embed" look like
-    embedding models)."""
-    full = normalize_model_name(name)
-    embed = "embed" in full
-    family = "nomic-bert" if embed else "llama"
-    details = {"parent_model": "", "format": "gguf", "family": family, "families": [family]}
-    details |= {"parameter_size": "137M" if embed else "3.2B"}
-    details |= {"quantization_level": "F16" if embed else "Q4_K_M"}
-    digest = hashlib.sha256(full.encode()).hexdigest()
-    entry = {"name": full, "model": full, "modified_at": "2025-01-01T00:00:00Z"}
-    return entry | {
-        "size": 274302450 if embed else 2019393189,
-        "digest": digest,
-        "details": details,
-    }

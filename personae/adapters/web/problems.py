@@ -20,6 +20,7 @@ from personae.core.errors import (
     Busy,
     CardError,
     CommandError,
+    ContextTooSmall,
     LLMError,
     LLMTimeout,
     LLMUnavailable,
@@ -114,6 +115,8 @@ def problem_from_error(error: BaseException) -> Problem:
             return Problem(400, "Command failed", str(error))
         case Busy():
             return Problem(503, "Busy", str(error), headers={"Retry-After": "5"})
+        case ContextTooSmall():
+            return Problem(413, "Too large for the model's context window", str(error))
         case LLMUnavailable():
             return _internal(503, "Language model unavailable", error, _LLM_DOWN)
         case ModelNotFound():
