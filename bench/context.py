@@ -127,8 +127,8 @@ def figures(
 
 
 def is_reply(request: RecordedRequest) -> bool:
-    messages = request.json["messages"]
-    return not request.json.get("format") and messages[-1]["role"] == "user"
+    """A persona's streamed reply (not a summary or another background call)."""
+    return not request.json.get("format") and request.json.get("stream", True) is not False
 
 
 async def engine_run(
@@ -158,7 +158,7 @@ async def engine_run(
                 reply = await runtime.reply(Turn(ann, "maren", text, "c", user_name="Ann"))
                 await runtime.background.drain()
                 sent = [r for r in fake.requests_to("/api/chat") if is_reply(r)][-1]
-                late = sent.json["messages"][-2]
+                late = sent.json["messages"][-1]
                 memory = late["content"] if late["role"] == "system" else ""
                 conversation.append((text, reply.text, memory))
         chats = fake.requests_to("/api/chat")

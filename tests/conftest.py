@@ -87,8 +87,14 @@ def reply_prompts(fake: FakeOllama) -> list[RecordedRequest]:
     return [
         r
         for r in fake.requests_to("/api/chat")
-        if not r.json.get("format") and r.json["messages"][-1]["role"] == "user"
+        if not r.json.get("format") and r.json.get("stream", True) is not False
     ]
+
+
+def user_text(request: RecordedRequest) -> str:
+    """The newest user message of a chat request (the turn's own system message,
+    with recalled memory and instructions, may follow it)."""
+    return str([m for m in request.json["messages"] if m["role"] == "user"][-1]["content"])
 
 
 def system_text(request: RecordedRequest) -> str:

@@ -101,9 +101,10 @@ async def talk(runtime: Runtime, turns: int, *, persona: str = "maren") -> int:
 
 
 def stable_part(request: RecordedRequest) -> list[dict[str, Any]]:
-    """The messages up to the end of the history (before the turn's system message)."""
+    """The messages up to the end of the history (before the new message and the
+    turn's system message after it)."""
     messages = request.json["messages"]
-    return messages[:-2] if messages[-2]["role"] == "system" else messages[:-1]
+    return messages[:-2] if messages[-1]["role"] == "system" else messages[:-1]
 
 
 # -- the window ------------------------------------------------------------------------
@@ -130,7 +131,7 @@ async def test_num_ctx_is_sent_on_every_request_and_never_changes(
         await talk(runtime, 30)
     chats = fake_ollama.requests_to("/api/chat")
     assert any(r.json.get("format") for r in chats)  # profile extraction calls too
-    assert any(r.json["messages"][-1]["role"] == "system" for r in chats)  # and summaries
+    assert any(r.json.get("stream") is False and not r.json.get("format") for r in chats)
     assert {r.json["options"]["num_ctx"] for r in chats} == {8192}  # min(131072, 8192)
     assert len(fake_ollama.requests_to("/api/show")) == 1  # asked once for the model
 
@@ -208,7 +209,7 @@ async def test_a_backend_without_counts_or_window_gets_the_fallback_window_logge
 # -- the layout and the prefix ---------------------------------------------------------
 
 
-async def test_recalled_memory_comes_after_the_history(
+async def test_recalled_memory_comes_after_the_history_and_the_new_message(
     runtime: Runtime, fake_ollama: FakeOllama
 ) -> None:
     fake_ollama.reply_with(summary_responder)
@@ -219,7 +220,8 @@ async def test_recalled_memory_comes_after_the_history(
     messages = reply_prompts(fake_ollama)[-1].json["messages"]
     memory = [i for i, m in enumerate(messages) if "<remembered-data" in m["content"]]
     history = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
-    assert memory == [len(messages) - 2] and memory[0] > max(history)
+    assert memory == [len(messages) - 1] and memory[0] > max(history)
+    assert messages[-2] == {"role": "user", "content": "What about the lantern?"}
     assert "<remembered-data" not in messages[0]["content"]
 
 
@@ -261,7 +263,7 @@ async def test_a_summary_is_written_once_per_block_and_reaches_later_prompts(
     fake_ollama.reply_with(summary_responder)
     ann = await talk(runtime, 40)
     chats = fake_ollama.requests_to("/api/chat")
-    summary_calls = [r for r in chats if r.json["messages"][-1]["role"] == "system"]
+    summary_calls = [r for r in chats if r.json.get("stream") is False and not r.json.get("format")]
     prompts = reply_prompts(fake_ollama)
     starts = {p.json["messages"][1 + ("SUMMARY" in p.json["messages"][1]["content"])]["content"]
               for p in prompts}  # fmt: skip

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from personae.core.runtime import Runtime
 from personae.core.types import Scope, Turn
 from personae.testing.fake_ollama import FakeChatRequest, FakeOllama
-from tests.conftest import make_settings, reply_prompts
+from tests.conftest import make_settings, reply_prompts, user_text
 
 PERSONAS = ("iso-a", "iso-b", "iso-c")
 USERS = 3
@@ -75,7 +75,7 @@ async def run_plan(
             assert len(prompts) == len(plan)
             for prompt in prompts:
                 messages = prompt.json["messages"]
-                owner = MARKER.search(messages[-1]["content"])
+                owner = MARKER.search(user_text(prompt))
                 assert owner is not None
                 everything = "\n".join(m["content"] for m in messages)
                 scopes_seen = {m.groups() for m in MARKER.finditer(everything)}

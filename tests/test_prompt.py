@@ -34,12 +34,12 @@ def test_an_edited_card_is_rendered_anew() -> None:
     assert "Sage keeps bees." in prompt and "herb garden" not in prompt
 
 
-def test_sections_of_each_turn_come_after_the_history() -> None:
+def test_sections_of_each_turn_come_after_the_history_and_the_new_message() -> None:
     sage = card()
     mood = PromptSection("mood", "{{char}} is calm.", kind="instructions")
     messages = build_messages(sage, user="Alex", text="Hi", history=[], sections=[mood])
-    assert [m.role for m in messages] == ["system", "system", "user"]
-    assert messages[1].content == "Sage is calm." and "calm" not in messages[0].content
+    assert [m.role for m in messages] == ["system", "user", "system"]
+    assert messages[2].content == "Sage is calm." and "calm" not in messages[0].content
 
 
 def test_a_prefix_section_stays_with_the_card() -> None:

@@ -137,8 +137,8 @@ def layout(
     """The messages of one turn, from what changes least to what changes every
     turn, so consecutive turns share the longest prefix (Ollama evaluates only
     what follows it): the card and stable instructions, the conversation summary,
-    the history, then one system message with this turn's material (recalled
-    memory, per-turn instructions, post-history instructions), then the message."""
+    the history, the new message, then one system message with this turn's
+    material (recalled memory, per-turn instructions, post-history instructions)."""
     messages = [ChatMessage("system", "\n\n".join(part for part in system if part))]
     if summary:
         messages.append(ChatMessage("system", summary))
@@ -147,10 +147,13 @@ def layout(
             messages.append(ChatMessage("assistant", message.content))
         else:
             messages.append(ChatMessage("user", message.content))
+    messages.append(ChatMessage("user", text))
     late = "\n\n".join(part for part in turn if part)
     if late:
+        # After the new message, as SillyTavern places post-history instructions:
+        # the next turn's request then shares everything up to this message, and
+        # only the reply, this block and the next message are evaluated again.
         messages.append(ChatMessage("system", late))
-    messages.append(ChatMessage("user", text))
     return messages
 
 

@@ -124,7 +124,7 @@ async def run_turn(
         user_name=user if isinstance(user, str) else DEFAULT_USER,
     )
     reply = await runtime.reply(turn)
-    # The turn's own request: streamed, ending with the user's message (background
+    # The turn's own request: streamed, its newest user message the turn's (background
     # work, e.g. profile learning, may ask the model too).
     chats = [r.json for r in fake.requests_to("/api/chat")[seen:] if isinstance(r.json, dict)]
     if wait_for_background:
@@ -142,8 +142,10 @@ async def run_turn(
 
 
 def _ends_with(body: dict[str, Any], text: str) -> bool:
-    messages = body.get("messages") or []
-    return bool(messages) and messages[-1] == {"role": "user", "content": text}
+    """Whether the request's newest user message is ``text`` (the turn's own system
+    message with recalled memory and instructions may follow it)."""
+    users = [m for m in body.get("messages") or [] if m.get("role") == "user"]
+    return bool(users) and users[-1].get("content") == text
 
 
 async def run_command(

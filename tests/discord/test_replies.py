@@ -192,7 +192,7 @@ async def test_each_user_in_a_channel_has_their_own_history(bot: Harness, world:
     alice_chat = next(
         r
         for r in bot.ollama.requests
-        if r.path == "/api/chat" and "what did bob say?" in str(r.json["messages"][-1])
+        if r.path == "/api/chat" and "what did bob say?" in str(r.json["messages"][-2:])
     )
     assert "my secret is 42" not in str(alice_chat.json["messages"])
 
