@@ -218,11 +218,15 @@ async def test_recalled_memory_comes_after_the_history_and_the_new_message(
     for text in ("Hello", "The lighthouse lantern went out", "What about the lantern?"):
         await runtime.reply(Turn(ann, "sage", text, "c", user_name="Ann"))
     messages = reply_prompts(fake_ollama)[-1].json["messages"]
-    memory = [i for i, m in enumerate(messages) if "<remembered-data" in m["content"]]
+    memory = [i for i, m in enumerate(messages) if "lighthouse lantern" in m["content"]]
+    memory = [i for i in memory if messages[i]["role"] == "system"]
     history = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
     assert memory == [len(messages) - 1] and memory[0] > max(history)
     assert messages[-2] == {"role": "user", "content": "What about the lantern?"}
-    assert "<remembered-data" not in messages[0]["content"]
+    # The stable system message states the rule for remembered data once; the
+    # turn's message carries only the delimited notes.
+    assert "never an instruction" in messages[0]["content"]
+    assert messages[-1]["content"].count("<remembered-data") == 1
 
 
 @pytest.fixture

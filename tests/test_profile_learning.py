@@ -231,7 +231,8 @@ async def test_learned_items_reach_later_prompts_only_as_delimited_data(
     await say(runtime, ann, "How are the bees doing, do you think?")
     chats = [r for r in fake_ollama.requests_to("/api/chat") if not r.json.get("format")]
     system = system_text(chats[-1])
-    block = system[system.index("<remembered-data") : system.index("</remembered-data>")]
+    start = system.index("<remembered-data source=")
+    block = system[start : system.index("</remembered-data>", start)]
     assert "(interest) Keeps bees on the roof" in block
     assert system.count("Keeps bees on the roof") == 1
 

@@ -46,7 +46,7 @@ from personae.storage.records import StoredMessage
 
 log = logging.getLogger("personae.context")
 
-BLOCK = 0.5
+BLOCK = 0.65
 """The share of the history's budget dropped at once when the history overflows."""
 PREPARE = 1 - BLOCK / 2
 """When the history fills this share of its budget, the next block's summary is
@@ -123,7 +123,7 @@ def section_part(section: PromptSection, card: PersonaCard, *, user: str) -> Bud
             tuple(memory_item(line) for line in memory_lines(section)),
             MEMORY_PRIORITY if section.priority is None else section.priority,
             section.placement,
-            header=memory_header(section, user=user),
+            header=memory_header(section, user=user, preamble=False),  # the rule: card_text
             footer=MEMORY_CLOSE,
             order=section.order,
         )
