@@ -8,7 +8,7 @@ import re
 
 from aiohttp import web
 
-from personae.adapters.web.auth import current_user
+from personae.adapters.web.auth import Principal, current_user
 from personae.adapters.web.helpers import iso, ok, runtime, settings, visible_persona
 from personae.adapters.web.keys import ACCOUNTS
 from personae.adapters.web.problems import Problem
@@ -16,7 +16,7 @@ from personae.adapters.web.routing import INTEGER_ID, PERSONA_ID, Endpoint, Para
 from personae.adapters.web.schemas import ForgetOut, MemoryItemOut, MemoryList, MemoryPatch
 from personae.adapters.web.uploads import read_json
 from personae.core.cards import card_to_dict
-from personae.core.types import Scope
+from personae.core.errors import PersonaNotFound
 from personae.storage.records import MemoryRecord
 
 
@@ -41,7 +41,7 @@ def _item_id(request: web.Request) -> int:
 async def list_memory(request: web.Request) -> web.Response:
     principal = await current_user(request)
     entry = await visible_persona(request, principal)
-    items = await runtime(request).memory.list(Scope(entry.id, principal.user_id))
+    items = await runtime(request).memory.list(entry.scope(principal.user_id))
     return ok(MemoryList(items=[_item_out(item) for item in items]))
 
 
@@ -51,7 +51,7 @@ async def patch_memory(request: web.Request) -> web.Response:
     item_id = _item_id(request)
     body = await read_json(request, MemoryPatch, settings(request).web.max_body_bytes)
     item = await runtime(request).memory.update(
-        Scope(entry.id, principal.user_id), item_id, text=body.text, kind=body.kind
+        entry.scope(principal.user_id), item_id, text=body.text, kind=body.kind
     )
     if item is None:
         raise Problem(404, "Memory item not found", f"{entry.card.name} has no item {item_id}.")
@@ -62,7 +62,7 @@ async def delete_memory(request: web.Request) -> web.Response:
     principal = await current_user(request)
     entry = await visible_persona(request, principal)
     item_id = _item_id(request)
-    if not await runtime(request).memory.delete(Scope(entry.id, principal.user_id), item_id):
+    if not await runtime(request).memory.delete(entry.scope(principal.user_id), item_id):
         raise Problem(404, "Memory item not found", f"{entry.card.name} has no item {item_id}.")
     return web.Response(status=204)
 
@@ -75,7 +75,7 @@ async def forget_persona(request: web.Request) -> web.Response:
     """Forget the caller for one persona: every plugin deletes what it holds."""
     principal = await current_user(request)
     entry = await visible_persona(request, principal)
-    return _forgot(await runtime(request).forget_user(principal.user_id, entry.id))
+    return _forgot(await runtime(request).forget_user(principal.user_id, entry.key))
 
 
 def _persona_query(request: web.Request) -> str | None:
@@ -85,19 +85,32 @@ def _persona_query(request: web.Request) -> str | None:
     return persona_id
 
 
+async def _persona_key(request: web.Request, principal: Principal) -> str | None:
+    """The key of the persona ``?persona_id=`` names for the caller; an id the caller
+    can no longer see stands for itself (what was stored under it before keys)."""
+    persona_id = _persona_query(request)
+    if persona_id is None:
+        return None
+    try:
+        return (await runtime(request).personas.entry(persona_id, principal.user_id)).key
+    except PersonaNotFound:
+        return persona_id
+
+
 async def forget_me(request: web.Request) -> web.Response:
     """Forget the caller for every persona (or one named by ``?persona_id=``, even
-    one the caller can no longer see: it is the caller's own data)."""
+    one the caller can no longer see: it is the caller's own data). The account,
+    its custom personas and its tokens stay (``DELETE /api/me`` removes them)."""
     principal = await current_user(request)
-    persona_id = _persona_query(request)
-    return _forgot(await runtime(request).forget_user(principal.user_id, persona_id))
+    key = await _persona_key(request, principal)
+    return _forgot(await runtime(request).forget_user(principal.user_id, key))
 
 
 async def export_me(request: web.Request) -> web.Response:
     principal = await current_user(request)
     persona_id = _persona_query(request)
     rt = runtime(request)
-    data = await rt.export_user_data(principal.user_id, persona_id)
+    data = await rt.export_user_data(principal.user_id, await _persona_key(request, principal))
     account = await request.config_dict[ACCOUNTS].get(principal.user_id) or principal.account
     own = [e for e in await rt.personas.list(principal.user_id) if e.owner_id == principal.user_id]
     data["account"] = {

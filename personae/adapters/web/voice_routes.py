@@ -231,11 +231,11 @@ async def reply_audio(request: web.Request) -> web.Response:
     message_id = int_param(request, "message_id")
     voice = voice_service(request)
     fmt = negotiate(request)
-    message = await find_reply(request, Scope(entry.id, principal.user_id), message_id)
+    message = await find_reply(request, entry.scope(principal.user_id), message_id)
     try:
         choice = await voice.resolve_voice(entry.card, entry.owner_id)
         data = await voice.reply_audio(
-            principal.user_id, entry.id, message.id, message.content, choice, format=fmt
+            principal.user_id, entry.key, message.id, message.content, choice, format=fmt
         )
     except VoiceError as error:
         raise await voice_problem(error, voice, principal.user_id) from None
@@ -397,7 +397,7 @@ class SpokenReply:
             return
         try:
             await voice.store_reply_audio(
-                user_id, reply.persona_id, reply.reply_message_id, speech.wav()
+                user_id, reply.persona_key or reply.persona_id, reply.reply_message_id, speech.wav()
             )
         except (VoiceError, OSError, ValueError) as error:
             log.warning("caching the audio of reply %s failed: %s", reply.reply_message_id, error)
@@ -453,12 +453,12 @@ async def put_sample(request: web.Request) -> web.Response:
     voice = voice_service(request)
     data, filename = await read_sample(request, voice.settings.upload_max_bytes)
     user_id = principal.user_id
-    earlier = await voice.list_samples(user_id, entry.id)  # newest first
+    earlier = await voice.list_samples(user_id, entry.key)  # newest first
     try:
         # Make room only when the per-persona limit would refuse the new one.
         for record in earlier[voice.settings.samples_per_persona - 1 :]:
             await voice.delete_sample(user_id, record.id)
-        record = await voice.save_sample(user_id, entry.id, data, filename)
+        record = await voice.save_sample(user_id, entry.key, data, filename)
     except SampleRejected as error:
         status = 415 if sniff_audio(data) is None else 422
         title = "Not an audio file" if status == 415 else "Voice sample rejected"
@@ -478,7 +478,7 @@ async def get_sample(request: web.Request) -> web.StreamResponse:
     principal = await current_user(request)
     entry = await visible_persona(request, principal)
     voice = voice_service(request)
-    samples = await voice.list_samples(principal.user_id, entry.id)
+    samples = await voice.list_samples(principal.user_id, entry.key)
     if not samples:
         raise Problem(404, "No voice sample", f"You have no voice sample for {entry.card.name}.")
     try:
@@ -500,7 +500,7 @@ async def delete_sample(request: web.Request) -> web.Response:
     principal = await current_user(request)
     entry = await visible_persona(request, principal)
     voice = voice_service(request)
-    samples = await voice.list_samples(principal.user_id, entry.id)
+    samples = await voice.list_samples(principal.user_id, entry.key)
     if not samples:
         raise Problem(404, "No voice sample", f"You have no voice sample for {entry.card.name}.")
     failures: list[str] = []

@@ -61,7 +61,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("personae.voice")
 
-_PERSONA_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_PERSONA_ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+"""A persona key (an id, or a generated ``k.<hex>``): a safe folder name."""
 _CLONE_RETRY_SECONDS = 600.0
 _MAX_TEXT_PER_CALL = 2500
 
@@ -386,7 +387,8 @@ class VoiceService:
         if not cloners:
             return None
         pinned = _sample_id(card.settings.voice_sample)
-        record = await self.store.persona_sample(card.id, owner_id, pinned)
+        key = await self.personas.key_of(card.id, owner_id)
+        record = await self.store.persona_sample(key, owner_id, pinned)
         if record is None:
             return None
         cloned = self._usable_clone(record)
@@ -437,7 +439,7 @@ class VoiceService:
                 record = await self.store.sample(user_id, sample_id)
             if record is None:
                 raise VoiceNotFound(f"You have no voice sample {rest!r}.")
-            entry = await self.personas.entry(record.persona_id, viewer=user_id)
+            entry = await self.personas.by_key(record.persona_id, viewer=user_id)
             choice = await self._sample_voice(
                 entry.card.with_settings(voice_sample=str(record.id)), entry.owner_id
             )
@@ -600,10 +602,11 @@ class VoiceService:
     # -- samples -------------------------------------------------------------------
 
     async def save_sample(
-        self, owner_id: int, persona_id: str, data: bytes, filename: str
+        self, owner_id: int, persona_key: str, data: bytes, filename: str
     ) -> VoiceSampleRecord:
         """Validate and store an uploaded voice sample for a persona ``owner_id``
-        owns (an administrator may give a system persona a sample).
+        owns (an administrator may give a system persona a sample), named by its
+        key (samples are stored under it).
 
         The type comes from the content (WAV, MP3, Ogg, FLAC, M4A), never the name;
         size and duration (read by ffprobe) must be within the limits. The file is
@@ -617,7 +620,8 @@ class VoiceService:
                 f"The sample is {_megabytes(len(data))}; the limit is "
                 f"{_megabytes(settings.upload_max_bytes)}."
             )
-        entry = await self.personas.entry(persona_id, viewer=owner_id)
+        entry = await self.personas.by_key(persona_key, viewer=owner_id)
+        persona_id = entry.id
         if entry.owner_id != owner_id:
             user = await self.users.get(owner_id)
             if not (entry.is_system and user is not None and user.is_admin):
@@ -634,7 +638,7 @@ class VoiceService:
                 f"{name!r} is not WAV, MP3, Ogg, FLAC or M4A audio: its content is "
                 f"{looks}{disguise}."
             )
-        if await self.store.count_samples(owner_id, persona_id) >= settings.samples_per_persona:
+        if await self.store.count_samples(owner_id, persona_key) >= settings.samples_per_persona:
             raise SampleRejected(
                 f"{persona_id!r} already has {settings.samples_per_persona} voice samples; "
                 "delete one first."
@@ -676,7 +680,7 @@ class VoiceService:
         try:
             return await self.store.add_sample(
                 owner_id=owner_id,
-                persona_id=persona_id,
+                persona_id=persona_key,
                 filename=stored_name,
                 content_type=content_type,
                 size=len(data),
