@@ -314,16 +314,28 @@ class Runtime:
 
     # -- the data contract -------------------------------------------------
 
+    async def _persona_key(self, user_id: int, persona_id: str | None) -> str | None:
+        """The key of the persona ``persona_id`` names for the user (a key, or an id
+        the user cannot see, stands for itself): plugins store by key."""
+        if persona_id is None:
+            return None
+        return (await self.personas.scope(persona_id, user_id)).persona_id
+
     async def export_user_data(self, user_id: int, persona_id: str | None = None) -> dict[str, Any]:
-        """Everything every plugin stores about a user (one persona, or all)."""
+        """Everything every plugin stores about a user (one persona, or all).
+        Plugins name personas by key; ``personas`` maps each key the user can see
+        to its visible id."""
+        key = await self._persona_key(user_id, persona_id)
         results = await self.plugins.call_strict(
-            "export_user_data", user_id=user_id, persona_id=persona_id, runtime=self
+            "export_user_data", user_id=user_id, persona_id=key, runtime=self
         )
+        names = {entry.key: entry.id for entry in await self.personas.list(user_id)}
         return {
             "format": "personae.export/1",
             "user_id": user_id,
             "persona_id": persona_id,
             "exported_at": datetime.now(UTC).isoformat(),
+            "personas": names,
             "plugins": {name: data for name, data in results},
         }
 
@@ -332,8 +344,9 @@ class Runtime:
         Background work in flight is finished first so it cannot write back
         afterwards. Returns the count each plugin deleted."""
         await self.background.drain(timeout=self.settings.runtime.shutdown_grace_seconds)
+        key = await self._persona_key(user_id, persona_id)
         results = await self.plugins.call_strict(
-            "forget_user", user_id=user_id, persona_id=persona_id, runtime=self
+            "forget_user", user_id=user_id, persona_id=key, runtime=self
         )
         return {name: int(count) for name, count in results}
 

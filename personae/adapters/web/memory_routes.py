@@ -16,7 +16,6 @@ from personae.adapters.web.routing import INTEGER_ID, PERSONA_ID, Endpoint, Para
 from personae.adapters.web.schemas import ForgetOut, MemoryItemOut, MemoryList, MemoryPatch
 from personae.adapters.web.uploads import read_json
 from personae.core.cards import card_to_dict
-from personae.core.errors import PersonaNotFound
 from personae.storage.records import MemoryRecord
 
 
@@ -91,10 +90,13 @@ async def _persona_key(request: web.Request, principal: Principal) -> str | None
     persona_id = _persona_query(request)
     if persona_id is None:
         return None
-    try:
-        return (await runtime(request).personas.entry(persona_id, principal.user_id)).key
-    except PersonaNotFound:
-        return persona_id
+    return (await runtime(request).personas.scope(persona_id, principal.user_id)).persona_id
+
+
+async def _hidden_keys(request: web.Request, persona_id: str) -> list[str]:
+    """The keys of every stored persona with this id: the caller's own data may lie
+    under one the caller can no longer see (unshared since)."""
+    return [stored.key for stored in await runtime(request).personas.store.with_id(persona_id)]
 
 
 async def forget_me(request: web.Request) -> web.Response:
@@ -102,8 +104,16 @@ async def forget_me(request: web.Request) -> web.Response:
     one the caller can no longer see: it is the caller's own data). The account,
     its custom personas and its tokens stay (``DELETE /api/me`` removes them)."""
     principal = await current_user(request)
+    rt = runtime(request)
     key = await _persona_key(request, principal)
-    return _forgot(await runtime(request).forget_user(principal.user_id, key))
+    counts = await rt.forget_user(principal.user_id, key)
+    persona_id = _persona_query(request)
+    if persona_id is not None:
+        for hidden in await _hidden_keys(request, persona_id):
+            if hidden != key:
+                for name, count in (await rt.forget_user(principal.user_id, hidden)).items():
+                    counts[name] = counts.get(name, 0) + count
+    return _forgot(counts)
 
 
 async def export_me(request: web.Request) -> web.Response:

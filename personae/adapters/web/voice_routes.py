@@ -453,12 +453,12 @@ async def put_sample(request: web.Request) -> web.Response:
     voice = voice_service(request)
     data, filename = await read_sample(request, voice.settings.upload_max_bytes)
     user_id = principal.user_id
-    earlier = await voice.list_samples(user_id, entry.key)  # newest first
+    earlier = await voice.list_samples(user_id, entry.id)  # newest first
     try:
         # Make room only when the per-persona limit would refuse the new one.
         for record in earlier[voice.settings.samples_per_persona - 1 :]:
             await voice.delete_sample(user_id, record.id)
-        record = await voice.save_sample(user_id, entry.key, data, filename)
+        record = await voice.save_sample(user_id, entry.id, data, filename)
     except SampleRejected as error:
         status = 415 if sniff_audio(data) is None else 422
         title = "Not an audio file" if status == 415 else "Voice sample rejected"
@@ -478,7 +478,7 @@ async def get_sample(request: web.Request) -> web.StreamResponse:
     principal = await current_user(request)
     entry = await visible_persona(request, principal)
     voice = voice_service(request)
-    samples = await voice.list_samples(principal.user_id, entry.key)
+    samples = await voice.list_samples(principal.user_id, entry.id)
     if not samples:
         raise Problem(404, "No voice sample", f"You have no voice sample for {entry.card.name}.")
     try:
@@ -500,7 +500,7 @@ async def delete_sample(request: web.Request) -> web.Response:
     principal = await current_user(request)
     entry = await visible_persona(request, principal)
     voice = voice_service(request)
-    samples = await voice.list_samples(principal.user_id, entry.key)
+    samples = await voice.list_samples(principal.user_id, entry.id)
     if not samples:
         raise Problem(404, "No voice sample", f"You have no voice sample for {entry.card.name}.")
     failures: list[str] = []

@@ -602,11 +602,11 @@ class VoiceService:
     # -- samples -------------------------------------------------------------------
 
     async def save_sample(
-        self, owner_id: int, persona_key: str, data: bytes, filename: str
+        self, owner_id: int, persona_id: str, data: bytes, filename: str
     ) -> VoiceSampleRecord:
         """Validate and store an uploaded voice sample for a persona ``owner_id``
-        owns (an administrator may give a system persona a sample), named by its
-        key (samples are stored under it).
+        owns (an administrator may give a system persona a sample); it is stored
+        under the persona's internal key.
 
         The type comes from the content (WAV, MP3, Ogg, FLAC, M4A), never the name;
         size and duration (read by ffprobe) must be within the limits. The file is
@@ -620,8 +620,8 @@ class VoiceService:
                 f"The sample is {_megabytes(len(data))}; the limit is "
                 f"{_megabytes(settings.upload_max_bytes)}."
             )
-        entry = await self.personas.by_key(persona_key, viewer=owner_id)
-        persona_id = entry.id
+        entry = await self.personas.entry(persona_id, viewer=owner_id)
+        persona_key = entry.key
         if entry.owner_id != owner_id:
             user = await self.users.get(owner_id)
             if not (entry.is_system and user is not None and user.is_admin):
@@ -694,6 +694,8 @@ class VoiceService:
         self, owner_id: int, persona_id: str | None = None
     ) -> list[VoiceSampleRecord]:
         """The samples ``owner_id`` uploaded (for one persona, or all)."""
+        if persona_id is not None:
+            persona_id = (await self.personas.scope(persona_id, owner_id)).persona_id  # key
         return await self.store.samples(owner_id, persona_id)
 
     async def get_sample(self, owner_id: int, sample_id: int) -> VoiceSampleRecord:
@@ -821,7 +823,9 @@ class VoiceService:
 
     async def export_user_data(self, user_id: int, persona_id: str | None) -> dict[str, Any] | None:
         """The user's samples (with their audio, base64), their cached reply audio
-        (listed) and, for a whole-user export, their daily usage."""
+        (listed) and, for a whole-user export, their daily usage. Personas are
+        named by their visible ids (``persona_id`` is a key)."""
+        names = {entry.key: entry.id for entry in await self.personas.list(user_id)}
         samples = []
         for record in await self.store.samples(user_id, persona_id):
             path = self.voices_dir / record.filename
@@ -832,6 +836,7 @@ class VoiceService:
             samples.append(
                 {
                     **record.as_dict(),
+                    "persona_id": names.get(record.persona_id, record.persona_id),
                     "data_base64": None if content is None else base64.b64encode(content).decode(),
                 }
             )
@@ -839,7 +844,7 @@ class VoiceService:
         for path in await asyncio.to_thread(self._cached_files, user_id, persona_id):
             cached.append(
                 {
-                    "persona_id": path.parent.name,
+                    "persona_id": names.get(path.parent.name, path.parent.name),
                     "message_id": int(path.stem) if path.stem.isdigit() else path.stem,
                     "format": path.suffix.lstrip("."),
                     "size": path.stat().st_size,
