@@ -340,15 +340,21 @@ class Runtime:
         }
 
     async def forget_user(self, user_id: int, persona_id: str | None = None) -> dict[str, int]:
-        """Delete everything every plugin stores about a user (one persona, or all).
-        Background work in flight is finished first so it cannot write back
-        afterwards. Returns the count each plugin deleted."""
+        """Delete everything every plugin stores about a user (one persona, or all),
+        then the user's memory, history, follow-up and plugin-state rows no loaded
+        plugin claimed (``"storage"`` in the counts). Background work in flight is
+        finished first so it cannot write back afterwards. The account, its custom
+        personas and its tokens stay. Returns the count each plugin deleted."""
         await self.background.drain(timeout=self.settings.runtime.shutdown_grace_seconds)
         key = await self._persona_key(user_id, persona_id)
         results = await self.plugins.call_strict(
             "forget_user", user_id=user_id, persona_id=key, runtime=self
         )
-        return {name: int(count) for name, count in results}
+        counts = {name: int(count) for name, count in results}
+        left = await erase.user_rows(user_id, key)  # e.g. a plugin that is not loaded now
+        if left:
+            counts["storage"] = left
+        return counts
 
     async def forget_persona(self, persona_key: str) -> dict[str, int]:
         """Delete everything stored under a persona's key, for every user: each

@@ -69,6 +69,23 @@ async def persona_rows(persona_key: str) -> int:
     return count
 
 
+async def user_rows(user_id: int, persona_key: str | None = None) -> int:
+    """Delete the user's memory, history, follow-ups and plugin state still stored
+    (for one persona key, or all) after the plugins forgot the user: the rows of a
+    plugin that is not loaded now. Returns how many."""
+    filters: dict[str, object] = {"user_id": user_id}
+    if persona_key is not None:
+        filters["persona_id"] = persona_key
+    count = 0
+    async with in_transaction("default") as conn:
+        for model in (Message, Conversation, MemoryRevision, FollowUp, PluginState):
+            count += await model.filter(**filters).using_db(conn).delete()
+        items = MemoryItem.filter(**filters).using_db(conn)
+        count += await items.count()  # on SQLite a DELETE's count includes trigger writes
+        await items.delete()
+    return count
+
+
 async def account_rows(user_id: int) -> int:
     """Delete the account and every row that names it, in one transaction: its
     identities and their link codes, tokens, sessions, custom personas, and what
