@@ -8,14 +8,17 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+import pytest
 from argon2 import PasswordHasher
 from tortoise import Tortoise
 
 from personae.core.cards import PersonaCard
+from personae.core.errors import CardError
 from personae.core.runtime import Runtime
 from personae.core.types import Scope, Turn
 from personae.storage.accounts import AccountStore
 from personae.storage.database import Database
+from personae.storage.personas import new_key
 from personae.testing.fake_ollama import FakeOllama
 from tests.conftest import make_settings, reply_prompts
 
@@ -218,3 +221,17 @@ async def test_migration_keys_existing_personas_by_their_id_and_keeps_their_data
 
     assert entry.key == "old" and entry.owner_id == alice
     assert texts == ["Stored before keys"]
+
+
+async def test_an_owner_has_one_persona_per_id_even_when_two_are_saved_at_once(
+    runtime: Runtime,
+) -> None:
+    alice, bob = await _users(runtime)
+    store = runtime.personas.store
+    await store.save(new_key(), "diary", {"name": "One"}, owner_id=alice)
+
+    with pytest.raises(CardError, match="already have a persona with id 'diary'"):
+        await store.save(new_key(), "diary", {"name": "Two"}, owner_id=alice)
+    await store.save(new_key(), "diary", {"name": "Bob's"}, owner_id=bob)
+
+    assert sorted(s.owner_id or 0 for s in await store.with_id("diary")) == sorted([alice, bob])

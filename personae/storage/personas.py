@@ -13,7 +13,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from tortoise.exceptions import IntegrityError
+
 from personae.core.cache import RefreshingCache
+from personae.core.errors import CardError
 from personae.storage import connections
 from personae.storage.models import Persona
 
@@ -89,12 +92,18 @@ class PersonaStore:
         owner_id: int | None,
         shared: bool = False,
     ) -> None:
-        """Store the persona under ``key`` (a new row, or the row of that key)."""
-        await Persona.update_or_create(
-            key=key,
-            defaults={"id": persona_id, "card": card, "owner_id": owner_id, "shared": shared},
-        )
-        self._changed()
+        """Store the persona under ``key`` (a new row, or the row of that key). A
+        :class:`CardError` when the owner has another persona with this id (two
+        created at the same moment: ids are unique per owner)."""
+        try:
+            await Persona.update_or_create(
+                key=key,
+                defaults={"id": persona_id, "card": card, "owner_id": owner_id, "shared": shared},
+            )
+        except IntegrityError:
+            raise CardError(f"You already have a persona with id {persona_id!r}.") from None
+        finally:
+            self._changed()
 
     def _changed(self) -> None:
         self._ids.invalidate()
