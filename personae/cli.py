@@ -114,7 +114,7 @@ async def _chat(persona_id: str | None, user: str | None, conversation: str) -> 
         user_id = await cli_user(rt, user)
         name = user or getpass.getuser()
         card = await rt.personas.get(persona_id or rt.settings.default_persona, viewer=user_id)
-        scope = Scope(card.id, user_id)
+        scope = await rt.personas.scope(card.id, user_id)
         console.print(
             f"[bold]{card.name}[/] [dim]({card.id}) — /help for commands, /quit to leave[/]"
         )

@@ -215,26 +215,36 @@ async def test_personas_in_one_sharing_group_read_each_others_items(
     assert "(fact) Is afraid of spiders" in ada
 
 
-async def test_a_custom_persona_joins_its_owners_sharing_group_at_once(runtime: Runtime) -> None:
-    """The group's members are worked out once and kept: a persona saved or
-    deleted afterwards changes them at once, and only for its owner."""
+async def test_a_custom_persona_joins_only_its_owners_sharing_group_at_once(
+    runtime: Runtime,
+) -> None:
+    """A sharing group belongs to an owner: a user's persona that names the system
+    group "lab" shares with that user's other "lab" personas, never with the system
+    ones. Members are worked out once and kept: a persona saved or deleted
+    afterwards changes them at once, and only for its owner."""
     ann = await runtime.users.resolve("cli", "ann", "Ann")
     bob = await runtime.users.resolve("cli", "bob", "Bob")
     ada = await runtime.personas.get("ada")
 
-    async def group(user: int) -> list[str]:
+    async def group(card: PersonaCard, key: str, user: int) -> list[str]:
         return [
-            s.persona_id for s in await runtime.personas.readable_scopes(ada, Scope("ada", user))
+            s.persona_id for s in await runtime.personas.readable_scopes(card, Scope(key, user))
         ]
 
-    assert await group(ann) == ["ada", "bea"]
-    assert await group(ann) == ["ada", "bea"]  # kept
-    card = PersonaCard(name="Dee", id="dee", extensions={"personae": {"sharing_group": "lab"}})
-    await runtime.personas.save(card, owner_id=ann)
-    assert await group(ann) == ["ada", "bea", "dee"]
-    assert await group(bob) == ["ada", "bea"]  # another user's persona is never read
-    assert await runtime.personas.store.delete("dee", owner_id=ann)
-    assert await group(ann) == ["ada", "bea"]
+    assert await group(ada, "ada", ann) == ["ada", "bea"]
+    assert await group(ada, "ada", ann) == ["ada", "bea"]  # kept
+    lab = {"personae": {"sharing_group": "lab"}}
+    dee = await runtime.personas.save(
+        PersonaCard(name="Dee", id="dee", extensions=lab), owner_id=ann
+    )
+    eve = await runtime.personas.save(
+        PersonaCard(name="Eve", id="eve", extensions=lab), owner_id=ann
+    )
+    assert await group(ada, "ada", ann) == ["ada", "bea"]  # the system group stays closed
+    assert await group(dee.card, dee.key, ann) == [dee.key, eve.key]  # ann's own group
+    assert await group(ada, "ada", bob) == ["ada", "bea"]
+    assert await runtime.delete_persona(eve)
+    assert await group(dee.card, dee.key, ann) == [dee.key]
 
 
 async def test_without_a_sharing_group_memory_is_isolated(

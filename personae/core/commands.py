@@ -38,6 +38,13 @@ class CommandContext:
     confirmed: bool = False
     """True once the user has confirmed a destructive command (a button on
     Discord, a ``confirm`` argument elsewhere)."""
+    visible_id: str = ""
+    """The persona's visible id (``scope.persona_id`` is its internal key)."""
+
+    @property
+    def persona_id(self) -> str:
+        """The id to show the user."""
+        return self.visible_id or self.scope.persona_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,9 +110,9 @@ async def _stored_cards(settings: Settings) -> list[PersonaCard]:
     cards = []
     await db.connect(migrate=False)
     try:
-        for document, _owner, _shared in await PersonaStore().visible(None):
+        for stored in await PersonaStore().visible(None):
             try:
-                cards.append(parse_card_json(document))
+                cards.append(parse_card_json(stored.card))
             except CardError:
                 continue
     finally:

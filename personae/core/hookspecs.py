@@ -105,13 +105,17 @@ def reply_complete(turn: Turn, reply: Reply, runtime: Runtime) -> None:
 
 @hookspec
 def export_user_data(user_id: int, persona_id: str | None, runtime: Runtime) -> Any:
-    """Return everything this plugin stores about ``user_id`` (for one persona, or
-    all when ``persona_id`` is None) as JSON-able data, or None if it stores nothing.
+    """Return everything this plugin stores about ``user_id`` (for one persona, by
+    its internal key ``Scope.persona_id``, or all when ``persona_id`` is None) as
+    JSON-able data, or None if it stores nothing.
     The runtime gathers the results under each plugin's name."""
 
 
 @hookspec
 def forget_user(user_id: int, persona_id: str | None, runtime: Runtime) -> int | None:
     """Delete everything this plugin stores about ``user_id`` (for one persona, or
-    all when ``persona_id`` is None). Return how many records were deleted. A failure
-    is reported to the caller: forgetting must be complete or visibly incomplete."""
+    all when ``persona_id`` is None). ``persona_id`` is the persona's internal key
+    (``Scope.persona_id``). Also called for every user with data under a persona
+    when the persona is deleted, and for a user whose account is deleted. Return
+    how many records were deleted. A failure is reported to the caller:
+    forgetting must be complete or visibly incomplete."""

@@ -4,12 +4,24 @@ System personas are registered by plugins (the built-in ones through
 ``register_personas``), loaded from ``settings.persona_dirs``, or imported into the
 database by an operator (owner None). Custom personas belong to one user and are
 visible only to that user unless shared.
+
+A persona has a visible id and an immutable internal key: memory is stored under
+the key (``Scope.persona_id``), so a persona that takes a deleted one's id starts
+empty. System personas (built-in, card-folder, imported by an operator) are keyed
+by their id; a user's custom persona by a generated key that is never reused.
+Ids are unique per owner; a viewer's id resolves to their own persona first, then
+a system persona, then the oldest shared persona of another user with that id.
+
+A sharing group belongs to an owner: a system persona shares only with system
+personas of its group, a user's custom persona only with the same user's custom
+personas of its group, whatever a card declares.
 """
 
 from __future__ import annotations
 
 import builtins
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +29,7 @@ from personae.core.cache import PerObject
 from personae.core.cards import PersonaCard, card_to_dict, load_card, parse_card_json
 from personae.core.errors import CardError, PersonaNotFound
 from personae.core.types import Scope
-from personae.storage.personas import PersonaStore, StoredCard
+from personae.storage.personas import PersonaStore, StoredCard, new_key
 
 log = logging.getLogger("personae.personas")
 
@@ -28,14 +40,46 @@ class PersonaEntry:
     source: str  # "plugin:<name>", "file:<path>", "database"
     owner_id: int | None = None
     shared: bool = False
+    stored_key: str | None = None
 
     @property
     def id(self) -> str:
+        """The visible id (what users type, see and export)."""
         return self.card.id
+
+    @property
+    def key(self) -> str:
+        """The immutable internal key memory is stored under (``Scope.persona_id``)."""
+        return self.stored_key or self.card.id
 
     @property
     def is_system(self) -> bool:
         return self.owner_id is None
+
+    def scope(self, user_id: int) -> Scope:
+        """The scope of this persona's memory of one user."""
+        return Scope(self.key, user_id)
+
+
+AVATAR_NAME = re.compile(r"[0-9a-f]{32}\.png")
+"""The name the server gives an avatar file it stores (``<data_dir>/avatars``)."""
+
+
+def avatar_file(data_dir: Path, card: PersonaCard) -> Path | None:
+    """The avatar file a card names, if it is one the server stored."""
+    name = card.settings.avatar
+    return data_dir / "avatars" / name if name and AVATAR_NAME.fullmatch(name) else None
+
+
+def _may_see(stored: StoredCard, viewer: int | None) -> bool:
+    return stored.owner_id is None or stored.shared or stored.owner_id == viewer
+
+
+def _rank(stored: StoredCard, viewer: int | None) -> int:
+    """Which persona an id names for ``viewer``: their own, a system one, a shared one."""
+    if stored.owner_id is not None and stored.owner_id == viewer:
+        return 0
+    return 1 if stored.owner_id is None else 2
 
 
 class PersonaRegistry:
@@ -67,68 +111,141 @@ class PersonaRegistry:
                 log.warning("skipping persona card %s: %s", path, exc)
         return count
 
+    @staticmethod
+    def _stored_entry(stored: StoredCard) -> PersonaEntry:
+        return PersonaEntry(
+            card=parse_card_json(stored.card),
+            source="database",
+            owner_id=stored.owner_id,
+            shared=stored.shared,
+            stored_key=stored.key,
+        )
+
     async def entry(self, persona_id: str, viewer: int | None = None) -> PersonaEntry:
-        """The persona if ``viewer`` may use it; else :class:`PersonaNotFound`
-        (the same error whether it does not exist or belongs to someone else)."""
+        """The persona ``persona_id`` names for ``viewer`` (their own first, then a
+        system one, then a shared one); else :class:`PersonaNotFound` (the same
+        error whether it does not exist or belongs to someone else)."""
         if persona_id in self._system and persona_id not in await self.store.stored_ids():
             return self._system[persona_id]  # a built-in persona no stored card overrides
-        stored = await self.store.get(persona_id)
-        if stored is not None:
-            document, owner_id, shared = stored
-            if owner_id is None or shared or owner_id == viewer:
-                return PersonaEntry(
-                    card=parse_card_json(document),
-                    source="database",
-                    owner_id=owner_id,
-                    shared=shared,
-                )
-            raise PersonaNotFound(persona_id)
+        candidates = [s for s in await self.store.with_id(persona_id) if _may_see(s, viewer)]
+        if candidates:
+            return self._stored_entry(min(candidates, key=lambda s: _rank(s, viewer)))
         if persona_id in self._system:
             return self._system[persona_id]
         raise PersonaNotFound(persona_id)
+
+    async def by_key(self, key: str, viewer: int | None = None) -> PersonaEntry:
+        """The persona stored under ``key`` if ``viewer`` may use it; else
+        :class:`PersonaNotFound`. For code that holds a scope (background work,
+        follow-ups), not for ids users type."""
+        stored = await self.store.by_key(key)
+        if stored is not None:
+            if _may_see(stored, viewer):
+                return self._stored_entry(stored)
+            raise PersonaNotFound(key)
+        if key in self._system:
+            return self._system[key]
+        raise PersonaNotFound(key)
+
+    async def scope(self, persona_id: str, user_id: int) -> Scope:
+        """The memory scope of the persona ``persona_id`` names for ``user_id``. An
+        id the user cannot see stands for itself (nothing of anyone else's is
+        stored under it: generated keys are never ids)."""
+        try:
+            return (await self.entry(persona_id, viewer=user_id)).scope(user_id)
+        except PersonaNotFound:
+            return Scope(persona_id, user_id)
+
+    async def key_of(self, persona_id: str, owner_id: int | None) -> str:
+        """The key of ``owner_id``'s persona ``persona_id`` (a system one for None)."""
+        for stored in await self.store.with_id(persona_id):
+            if stored.owner_id == owner_id:
+                return stored.key
+        return persona_id
 
     async def get(self, persona_id: str, viewer: int | None = None) -> PersonaCard:
         return (await self.entry(persona_id, viewer)).card
 
     async def list(self, viewer: int | None = None) -> list[PersonaEntry]:
-        """Every persona ``viewer`` may use: system ones, then theirs and shared ones.
-        The cards are parsed again only when the stored ones change (every turn of
-        a persona in a sharing group lists them)."""
+        """Every persona ``viewer`` may use, one per id (the one the id names for
+        them): system ones, then theirs and shared ones. The cards are parsed again
+        only when the stored ones change (every turn of a persona in a sharing group
+        lists them)."""
         stored = await self.store.visible(viewer)
-        return list(self._listed.get(stored, lambda: self._entries(stored), extra=self._added))
+        return list(
+            self._listed.get(stored, lambda: self._entries(stored, viewer), extra=self._added)
+        )
 
-    def _entries(self, stored: builtins.list[StoredCard]) -> tuple[PersonaEntry, ...]:
-        entries = dict(self._system)
-        for document, owner_id, shared in stored:
+    def _entries(
+        self, stored: builtins.list[StoredCard], viewer: int | None
+    ) -> tuple[PersonaEntry, ...]:
+        # Per id the persona it names for the viewer: the lowest rank, and of equal
+        # ranks the oldest (``stored`` is oldest first). A stored system persona
+        # (rank 1) overrides a built-in one of its id (1.5).
+        best: dict[str, tuple[float, PersonaEntry]] = {
+            persona_id: (1.5, entry) for persona_id, entry in self._system.items()
+        }
+        for row in stored:
+            rank = _rank(row, viewer)
+            if row.id in best and best[row.id][0] <= rank:
+                continue
             try:
-                card = parse_card_json(document)
+                best[row.id] = (rank, self._stored_entry(row))
             except CardError as exc:
                 log.warning("stored persona is unreadable: %s", exc)
-                continue
-            entries[card.id] = PersonaEntry(card, "database", owner_id, shared)
-        return tuple(sorted(entries.values(), key=lambda e: (not e.is_system, e.id)))
+        entries = (entry for _, entry in best.values())
+        return tuple(sorted(entries, key=lambda e: (not e.is_system, e.id)))
 
-    async def save(self, card: PersonaCard, *, owner_id: int | None, shared: bool = False) -> None:
-        """Store a persona (import or custom). A system id cannot be taken by a user,
-        and a user cannot overwrite another user's persona."""
-        existing = await self.store.get(card.id)
-        if existing is not None and existing[1] != owner_id:
-            raise CardError(f"A persona with id {card.id!r} already exists.")
-        if existing is None and owner_id is not None and card.id in self._system:
+    async def save(
+        self, card: PersonaCard, *, owner_id: int | None, shared: bool = False
+    ) -> PersonaEntry:
+        """Store a persona (import, custom or edit) and return it. Ids are unique
+        per owner: saving the id of a persona the owner already has changes that
+        persona (its key stays). A user cannot take a system persona's id, and a
+        shared persona cannot take an id that a system or another shared persona
+        has (those are public); another user's private persona is no obstacle."""
+        same_id = await self.store.with_id(card.id)
+        mine = next((s for s in same_id if s.owner_id == owner_id), None)
+        if owner_id is not None and (
+            card.id in self._system or any(s.owner_id is None for s in same_id)
+        ):
             raise CardError(f"{card.id!r} is a system persona's id; choose another.")
-        await self.store.save(card.id, card_to_dict(card), owner_id=owner_id, shared=shared)
+        if (
+            owner_id is not None
+            and shared
+            and any(s.shared and s.owner_id not in (None, owner_id) for s in same_id)
+        ):
+            raise CardError(f"A shared persona with id {card.id!r} already exists.")
+        if mine is not None:
+            key = mine.key
+        elif owner_id is None:
+            key = card.id  # system personas are keyed by id (an override keeps the memory)
+        else:
+            key = new_key()  # never an id, never reused
+        await self.store.save(key, card.id, card_to_dict(card), owner_id=owner_id, shared=shared)
+        return PersonaEntry(card, "database", owner_id, shared, key)
 
     def has_system(self, persona_id: str) -> bool:
         return persona_id in self._system
 
     async def readable_scopes(self, card: PersonaCard, scope: Scope) -> builtins.list[Scope]:
         """The scopes a turn of ``card`` in ``scope`` may read: its own, then those
-        of the personas in the same sharing group. Always the same user."""
+        of the personas in the same sharing group under the same owner (system
+        personas with system personas, a user's personas with that user's own).
+        ``scope.persona_id`` is the persona's key. Always the same user."""
         group = card.settings.sharing_group
         scopes = [scope]
         if not group:
             return scopes
-        for entry in await self.list(scope.user_id):
-            if entry.id != scope.persona_id and entry.card.settings.sharing_group == group:
-                scopes.append(Scope(entry.id, scope.user_id))
+        entries = await self.list(scope.user_id)
+        me = next((e for e in entries if e.key == scope.persona_id), None)
+        if me is None:
+            return scopes  # not a persona this user may use: nothing to share
+        for entry in entries:
+            if (
+                entry.key != scope.persona_id
+                and entry.owner_id == me.owner_id
+                and entry.card.settings.sharing_group == group
+            ):
+                scopes.append(entry.scope(scope.user_id))
         return scopes

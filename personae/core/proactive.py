@@ -24,6 +24,13 @@ class ProactiveMessage:
     platform: str
     text: str
     kind: str = "follow_up"
+    visible_id: str = ""
+    """The persona's visible id (``scope.persona_id`` is its internal key)."""
+
+    @property
+    def persona_id(self) -> str:
+        """The id adapters show and look the persona's card up by."""
+        return self.visible_id or self.scope.persona_id
 
 
 Handler = Callable[[ProactiveMessage], Awaitable[bool]]

@@ -19,21 +19,21 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from personae.core.background import BackgroundTasks
-from personae.core.cards import PersonaCard
+from personae.core.cards import PersonaCard, parse_card_json
 from personae.core.clock import Clock
 from personae.core.commands import CommandRegistry
 from personae.core.context import ContextEngine, PromptPlan, Summary
 from personae.core.errors import LLMResponseError, StartupError
 from personae.core.llm.base import ChatRequest, ChatUsage, ContextWindow, LLMBackend
 from personae.core.locks import KeyedLocks
-from personae.core.personas import PersonaRegistry
+from personae.core.personas import PersonaEntry, PersonaRegistry, avatar_file
 from personae.core.plugins import PluginManager, create_plugin_manager
 from personae.core.proactive import ProactiveHub
 from personae.core.settings import Settings
 from personae.core.summaries import Summarizer
 from personae.core.turns import ReplyStream, TurnGate
 from personae.core.types import PromptSection, Scope, Turn
-from personae.storage import Database, HistoryStore, MemoryStore, PersonaStore, UserStore
+from personae.storage import Database, HistoryStore, MemoryStore, PersonaStore, UserStore, erase
 from personae.storage.followups import FollowUpStore
 from personae.storage.history import UNKNOWN
 from personae.storage.plugin_state import PluginStateStore
@@ -53,6 +53,8 @@ class Reply:
     reply_message_id: int
     usage: ChatUsage | None = None
     """The token counts the model reported for this reply (None: it reported none)."""
+    persona_key: str = ""
+    """The internal key of the persona (its memory's ``Scope.persona_id``)."""
 
 
 class Runtime:
@@ -266,7 +268,8 @@ class Runtime:
 
     async def _run_turn(self, turn: Turn, stream: ReplyStream) -> AsyncIterator[str]:
         async with self._conversations.hold((turn.persona_id, turn.user_id, turn.conversation)):
-            card = await self.personas.get(turn.persona_id, viewer=turn.user_id)
+            entry = await self.personas.entry(turn.persona_id, viewer=turn.user_id)
+            card, turn = entry.card, turn.keyed(entry.key)  # memory lives under the key
             scope = turn.scope
             scopes = await self.personas.readable_scopes(card, scope)
             limit = self.settings.memory.history_messages
@@ -317,7 +320,9 @@ class Runtime:
             plan, usages = sent[-1]
             usage = usages[-1] if usages else None
             self._count_tokens(plan, usage)
-            reply = Reply(text, turn.persona_id, turn.conversation, asked, said, usage)
+            reply = Reply(
+                text, turn.persona_id, turn.conversation, asked, said, usage, scope.persona_id
+            )
             stream.reply = reply
             self.turns_completed += 1
             if plan.summarise_through is not None:
@@ -407,25 +412,92 @@ class Runtime:
 
     # -- the data contract -------------------------------------------------
 
+    async def _persona_key(self, user_id: int, persona_id: str | None) -> str | None:
+        """The key of the persona ``persona_id`` names for the user (a key, or an id
+        the user cannot see, stands for itself): plugins store by key."""
+        if persona_id is None:
+            return None
+        return (await self.personas.scope(persona_id, user_id)).persona_id
+
     async def export_user_data(self, user_id: int, persona_id: str | None = None) -> dict[str, Any]:
-        """Everything every plugin stores about a user (one persona, or all)."""
+        """Everything every plugin stores about a user (one persona, or all).
+        Plugins name personas by key; ``personas`` maps each key the user can see
+        to its visible id."""
+        key = await self._persona_key(user_id, persona_id)
         results = await self.plugins.call_strict(
-            "export_user_data", user_id=user_id, persona_id=persona_id, runtime=self
+            "export_user_data", user_id=user_id, persona_id=key, runtime=self
         )
+        names = {entry.key: entry.id for entry in await self.personas.list(user_id)}
         return {
             "format": "personae.export/1",
             "user_id": user_id,
             "persona_id": persona_id,
             "exported_at": datetime.now(UTC).isoformat(),
+            "personas": names,
             "plugins": {name: data for name, data in results},
         }
 
     async def forget_user(self, user_id: int, persona_id: str | None = None) -> dict[str, int]:
-        """Delete everything every plugin stores about a user (one persona, or all).
-        Background work in flight is finished first so it cannot write back
-        afterwards. Returns the count each plugin deleted."""
+        """Delete everything every plugin stores about a user (one persona, or all),
+        then the user's memory, history, follow-up and plugin-state rows no loaded
+        plugin claimed (``"storage"`` in the counts). Background work in flight is
+        finished first so it cannot write back afterwards. The account, its custom
+        personas and its tokens stay. Returns the count each plugin deleted."""
         await self.background.drain(timeout=self.settings.runtime.shutdown_grace_seconds)
+        key = await self._persona_key(user_id, persona_id)
         results = await self.plugins.call_strict(
-            "forget_user", user_id=user_id, persona_id=persona_id, runtime=self
+            "forget_user", user_id=user_id, persona_id=key, runtime=self
         )
-        return {name: int(count) for name, count in results}
+        counts = {name: int(count) for name, count in results}
+        left = await erase.user_rows(user_id, key)  # e.g. a plugin that is not loaded now
+        if left:
+            counts["storage"] = left
+        return counts
+
+    async def forget_persona(self, persona_key: str) -> dict[str, int]:
+        """Delete everything stored under a persona's key, for every user: each
+        plugin's ``forget_user`` for each user with rows under it, then whatever
+        rows are left. Background work in flight is finished first. Returns the
+        count each plugin deleted (``"storage"``: rows no plugin removed)."""
+        await self.background.drain(timeout=self.settings.runtime.shutdown_grace_seconds)
+        counts: dict[str, int] = {}
+        for user_id in await erase.users_with_rows(persona_key):
+            for name, count in await self.plugins.call_strict(
+                "forget_user", user_id=user_id, persona_id=persona_key, runtime=self
+            ):
+                counts[name] = counts.get(name, 0) + int(count)
+        left = await erase.persona_rows(persona_key)
+        if left:
+            counts["storage"] = left
+        return counts
+
+    async def delete_persona(self, entry: PersonaEntry) -> bool:
+        """Delete a stored persona, its avatar file and everything stored under its
+        key for every user. A stored system card that overrides a built-in or
+        card-folder persona of its id goes, and that persona (and its memory)
+        stays. False when ``entry`` is not stored (a built-in persona)."""
+        if entry.source != "database" or not await self.personas.store.delete(entry.key):
+            return False
+        avatar = avatar_file(self.settings.data_dir, entry.card)
+        if avatar is not None:
+            await asyncio.to_thread(avatar.unlink, missing_ok=True)
+        if not self.personas.has_system(entry.key):
+            await self.forget_persona(entry.key)
+        return True
+
+    async def delete_user(self, user_id: int) -> dict[str, int]:
+        """Delete an account and everything of it: its custom personas (with what
+        every user has stored under them and their avatars), everything every
+        plugin stores about the user, and every row that names the user
+        (identities, link codes, tokens, sessions, the user). Returns counts."""
+        counts: dict[str, int] = {}
+        for stored in await self.personas.store.owned_by(user_id):
+            entry = PersonaEntry(
+                parse_card_json(stored.card), "database", user_id, stored.shared, stored.key
+            )
+            if await self.delete_persona(entry):
+                counts["personas"] = counts.get("personas", 0) + 1
+        for name, count in (await self.forget_user(user_id)).items():
+            counts[name] = counts.get(name, 0) + count
+        counts["account"] = await erase.account_rows(user_id)
+        return counts

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant"]
@@ -43,10 +43,18 @@ class Turn:
     platform: str = "cli"
     user_name: str = "User"
     metadata: dict[str, Any] = field(default_factory=dict, compare=False)
+    persona_key: str | None = None
+    """The internal key of the persona ``persona_id`` named for this user, set by
+    the runtime when it resolves the persona (memory is stored under the key)."""
 
     @property
     def scope(self) -> Scope:
-        return Scope(self.persona_id, self.user_id)
+        """The turn's memory scope: the persona's key once the runtime resolved it."""
+        return Scope(self.persona_key or self.persona_id, self.user_id)
+
+    def keyed(self, persona_key: str) -> Turn:
+        """This turn with its persona's internal key resolved."""
+        return replace(self, persona_key=persona_key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ async def show_help(ctx: CommandContext) -> str:
 
 async def forget(ctx: CommandContext) -> CommandResult:
     everything = ctx.args.get("what") == "all"
-    target = "every persona" if everything else ctx.scope.persona_id
+    target = "every persona" if everything else ctx.persona_id
     if not ctx.confirmed:
         return CommandResult(
             f"This deletes everything {target} remembers about you, and your "

@@ -171,7 +171,7 @@ async def rollback(settings: Settings, run_id: str) -> Manifest:
             else:
                 await m.Conversation.filter(id=conversation_id).using_db(conn).delete()
         if created["personas"]:
-            await m.Persona.filter(id__in=created["personas"]).using_db(conn).delete()
+            await m.Persona.filter(key__in=created["personas"]).using_db(conn).delete()
         identities = set(created["identities"])
         for user_id in created["users"]:
             if await _user_has_other_data(conn, user_id, identities):

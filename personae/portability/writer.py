@@ -186,6 +186,7 @@ class _Writer:
             self.counts["personas"].new += 1
             if self.write:
                 await m.Persona.create(
+                    key=card.id,  # as for rows stored before keys: no persona has this id
                     id=card.id,
                     card=document,
                     owner_id=owner_id,
@@ -328,7 +329,7 @@ class _Writer:
 async def _count(model: Any, ids: Sequence[Any]) -> int:
     total = 0
     for part in chunks(ids):
-        total += await model.filter(id__in=part).count()
+        total += await model.filter(pk__in=part).count()
     return total
 
 

@@ -50,9 +50,14 @@ class Identity(Model):
 
 class Persona(Model):
     """A persona stored in the database (imported or custom). Built-in and
-    config-folder personas live in card files and are not stored here."""
+    config-folder personas live in card files and are not stored here.
 
-    id = fields.CharField(max_length=64, primary_key=True)
+    ``key`` is the persona's immutable internal identity: every memory-bearing
+    row names it in its ``persona_id`` column. ``id`` is the visible id, unique
+    per owner (migration 0007)."""
+
+    key = fields.CharField(max_length=64, primary_key=True)
+    id = fields.CharField(max_length=64, db_index=True)
     owner: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
         "personae.User", related_name="personas", null=True, on_delete=fields.CASCADE
     )
@@ -63,6 +68,7 @@ class Persona(Model):
 
     class Meta:
         table = "personas"
+        unique_together = (("owner_id", "id"),)
 
 
 class Conversation(Model):

@@ -95,8 +95,10 @@ async def user_id(runtime: Runtime, user: str | int = DEFAULT_USER) -> int:
 async def scope(
     runtime: Runtime, persona: str | None = None, user: str | int = DEFAULT_USER
 ) -> Scope:
-    """The scope of ``persona`` (default: ``settings.default_persona``) and ``user``."""
-    return Scope(persona or runtime.settings.default_persona, await user_id(runtime, user))
+    """The scope of ``persona`` (default: ``settings.default_persona``) and ``user``:
+    the persona the id names for the user, by its internal key."""
+    uid = await user_id(runtime, user)
+    return await runtime.personas.scope(persona or runtime.settings.default_persona, uid)
 
 
 async def run_turn(
@@ -117,7 +119,7 @@ async def run_turn(
     seen = len(fake.requests_to("/api/chat"))
     turn = Turn(
         where.user_id,
-        where.persona_id,
+        persona or runtime.settings.default_persona,
         text,
         conversation=conversation,
         platform=TEST_PLATFORM,
@@ -160,12 +162,13 @@ async def run_command(
     answers yes when the command asks for confirmation."""
     where = await scope(runtime, persona, user)
     command, args = runtime.commands.parse(line)
+    shown = persona or runtime.settings.default_persona
     result = await runtime.commands.run(
-        command, CommandContext(runtime, where, TEST_PLATFORM, args, False)
+        command, CommandContext(runtime, where, TEST_PLATFORM, args, False, shown)
     )
     if result.needs_confirmation and confirm:
         result = await runtime.commands.run(
-            command, CommandContext(runtime, where, TEST_PLATFORM, args, True)
+            command, CommandContext(runtime, where, TEST_PLATFORM, args, True, shown)
         )
     return result
 

@@ -74,7 +74,8 @@ async def test_profiles_land_in_the_scope_of_their_persona_and_discord_user(
     )
     assert item.kind == "fact" and item.created_at is not None
     assert item.created_at.isoformat().startswith("2025-11-03T12:00:00")
-    card, owner, _ = await PersonaStore().get("dagoth_ur")  # type: ignore[misc]
+    (stored,) = await PersonaStore().with_id("dagoth_ur")
+    card, owner = stored.card, stored.owner_id
     assert card["data"]["name"] == "Dagoth Ur" and owner is None
     assert card["data"]["avatar_url"] == "https://example.invalid/avatar.png"
 

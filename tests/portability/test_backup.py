@@ -3,6 +3,7 @@ SQLite online backup API, pg_dump/pg_restore and the logical JSONL export."""
 
 from __future__ import annotations
 
+import importlib
 import sqlite3
 from pathlib import Path
 
@@ -16,6 +17,9 @@ from personae.portability.connection import connected
 from personae.portability.errors import PortabilityError
 from personae.storage import Database, MemoryStore, UserStore
 from tests.portability.conftest import make
+
+PERSONA_KEYS = importlib.import_module("personae.storage.migrations.0009_persona_keys")
+"""The newest migration, undone to make it the pending one."""
 
 
 async def _remember(settings: Settings, text: str) -> None:
@@ -84,13 +88,13 @@ async def test_migrate_takes_a_backup_only_when_a_migration_is_pending(tmp_path:
     assert await backup_before_migrate(settings) is None  # up to date
     with sqlite3.connect(tmp_path / "live.db") as conn:  # as if the newest had not run yet
         conn.executescript(
-            "DROP TABLE conversation_summaries;"
-            "DELETE FROM tortoise_migrations WHERE name = '0008_conversation_summaries';"
+            ";".join(PERSONA_KEYS.SQLITE_BACKWARD)
+            + ";DELETE FROM tortoise_migrations WHERE name = '0009_persona_keys';"
         )
     saved = await backup_before_migrate(settings)
     assert saved is not None and saved.parent == tmp_path / "data" / "backups"
     with sqlite3.connect(saved) as conn:
         names = {r[0] for r in conn.execute("SELECT name FROM tortoise_migrations")}
-    assert "0008_conversation_summaries" not in names and "0006_recall_index" in names
-    assert await Database(settings.db_url).migrate() == ["personae.0008_conversation_summaries"]
+    assert "0009_persona_keys" not in names and "0006_recall_index" in names
+    assert await Database(settings.db_url).migrate() == ["personae.0009_persona_keys"]
     assert await _texts(settings) == {"Works as a nurse"}

@@ -33,9 +33,10 @@ async def test_mybella_rows_become_personas_conversations_and_memory(
     assert result.verified
     ann = await UserStore().resolve("mybella", "1")
     assert {p.id for p in await Persona.all()} == {"isabella", "alex", "captain-nova"}
-    _, owner, shared = await PersonaStore().get("captain-nova")  # type: ignore[misc]
+    (nova,) = await PersonaStore().with_id("captain-nova")
+    owner, shared = nova.owner_id, nova.shared
     assert owner == ann and not shared  # Ann's custom persona stays hers
-    isabella, _, _ = await PersonaStore().get("isabella")  # type: ignore[misc]
+    isabella = (await PersonaStore().with_id("isabella"))[0].card
     assert isabella["data"]["extensions"]["mybella"]["voice_id"] == "EXAVITQu4vr4xnSDxMaL"
     talk = await HistoryStore().recent(Scope("isabella", ann), "mybella:10", 10)
     assert [(m.role, m.content) for m in talk] == [

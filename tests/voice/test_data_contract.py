@@ -26,7 +26,8 @@ async def _fill(runtime: Runtime, audio_files: dict[str, Path]) -> tuple[int, in
             card = await add_persona(runtime, persona, user.id)
             await service.save_sample(user.id, persona, audio_files["wav"].read_bytes(), "s.wav")
             await service.resolve_voice(card, user.id)  # clones it at the fake
-            await service.reply_audio(user.id, persona, 100 + len(persona), "Hello.", RACHEL)
+            key = (await runtime.personas.entry(persona, viewer=user.id)).key  # audio's folder
+            await service.reply_audio(user.id, key, 100 + len(persona), "Hello.", RACHEL)
     return ids[0], ids[1]
 
 
@@ -94,7 +95,8 @@ async def test_forgetting_one_persona_keeps_the_others(
     counts = await runtime.forget_user(ann, "ann-one")
 
     assert counts["voice"] == 1 + 1 + 1
-    assert [s.persona_id for s in await service.list_samples(ann)] == ["ann-two"]
-    assert await service.cached_reply_audio(ann, "ann-one", 107) is None
-    assert await service.cached_reply_audio(ann, "ann-two", 107) is not None
+    one, two = [(await runtime.personas.entry(p, viewer=ann)).key for p in ("ann-one", "ann-two")]
+    assert [s.persona_id for s in await service.list_samples(ann)] == [two]
+    assert await service.cached_reply_audio(ann, one, 107) is None
+    assert await service.cached_reply_audio(ann, two, 107) is not None
     assert (await service.quota(ann)).used > 0

@@ -29,7 +29,8 @@ from personae.testing.fake_ollama import FakeOllama
 
 TABLES = (
     "users, identities, personas, conversations, messages, memory_items, memory_revisions, "
-    "follow_ups, api_tokens, web_sessions, link_codes"
+    "follow_ups, api_tokens, web_sessions, link_codes, plugin_state, voice_samples, voice_usage, "
+    "memory_versions"
 )
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 """Still Argon2id, with cheap parameters so tests can create many accounts."""

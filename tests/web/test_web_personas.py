@@ -86,9 +86,11 @@ async def test_system_personas_are_read_only_except_for_admins(alice: Caller, bo
     assert builtin_delete.status == 409
 
 
-async def test_a_user_cannot_take_a_system_id_or_another_users_id(
+async def test_a_user_cannot_take_a_system_id_but_may_reuse_another_users_private_one(
     alice: Caller, bob: Caller, make_caller: MakeCaller
 ) -> None:
+    """System ids are public, so taking one is refused; another user's private id
+    is not (refusing it would tell who has which persona): ids are per owner."""
     carol = await make_caller("carol")
     await bob.post("/api/personas", json={"name": "Mine", "id": "taken"})
 
@@ -99,8 +101,9 @@ async def test_a_user_cannot_take_a_system_id_or_another_users_id(
         data=json.dumps(card_to_dict(PersonaCard(name="Fake Sage", id="sage"))).encode(),
     )
 
-    assert (system.status, other.status, imported.status) == (409, 409, 409)
+    assert (system.status, other.status, imported.status) == (409, 201, 409)
     assert (await bob.get("/api/personas/taken")).data["name"] == "Mine"
+    assert (await carol.get("/api/personas/taken")).data["name"] == "Mine too"
 
 
 async def test_invalid_persona_bodies_are_422(bob: Caller) -> None:

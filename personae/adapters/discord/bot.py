@@ -291,7 +291,7 @@ class PersonaeBot(discord.AutoShardedClient):
         if channel_id is None or self.is_closed() or self.user is None:
             return False
         scope = proactive.scope
-        card = await self.card(scope.persona_id, viewer=scope.user_id)
+        card = await self.card(proactive.persona_id, viewer=scope.user_id)
         if card is None:
             return False
         channel: Any = self.get_channel(channel_id) or self.get_partial_messageable(channel_id)

@@ -8,6 +8,7 @@ needs confirmation gets Confirm/Cancel buttons; a file goes to the user's DMs.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import secrets
@@ -23,7 +24,6 @@ from personae.adapters.discord.splitting import split_message
 from personae.adapters.discord.voice import command_payload as voice_payload
 from personae.core.commands import Command, CommandContext, CommandResult
 from personae.core.errors import PersonaeError
-from personae.core.types import Scope
 
 if TYPE_CHECKING:
     from personae.adapters.discord.bot import PersonaeBot
@@ -261,7 +261,8 @@ class SlashCommands:
         await interaction.response.defer(ephemeral=True, thinking=True)
         user_id = await self._user_id(interaction)
         persona_id = await self.bot.active_persona(interaction.channel)
-        ctx = CommandContext(self.runtime, Scope(persona_id, user_id), PLATFORM, args)
+        scope = await self.runtime.personas.scope(persona_id, user_id)
+        ctx = CommandContext(self.runtime, scope, PLATFORM, args, visible_id=persona_id)
         try:
             result = await self.runtime.commands.run(command, ctx)
         except PersonaeError as exc:
@@ -305,7 +306,7 @@ class SlashCommands:
             return
         await interaction.response.defer()
         ctx = pending.ctx
-        confirmed = CommandContext(ctx.runtime, ctx.scope, PLATFORM, ctx.args, confirmed=True)
+        confirmed = dataclasses.replace(ctx, confirmed=True)
         try:
             text = (await self.runtime.commands.run(pending.command, confirmed)).text
         except PersonaeError as exc:

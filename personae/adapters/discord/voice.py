@@ -32,7 +32,6 @@ from personae.adapters.discord.delivery import DELIVERY_ERRORS
 from personae.adapters.discord.events import PLATFORM, conversation_key
 from personae.adapters.discord.identity import NO_MENTIONS
 from personae.core.errors import PersonaeError
-from personae.core.types import Scope
 from personae.plugins.voice import SpeechStream, VoiceService, get_voice_service
 from personae.plugins.voice.discord_audio import play_speech
 
@@ -229,9 +228,8 @@ class DiscordVoice:
         user = interaction.user
         user_id = await self.bot.runtime.users.resolve(PLATFORM, str(user.id), user.display_name)
         persona_id = await self.bot.active_persona(channel)
-        history = await self.bot.runtime.history.recent(
-            Scope(persona_id, user_id), conversation_key(channel.id), 20
-        )
+        scope = await self.bot.runtime.personas.scope(persona_id, user_id)
+        history = await self.bot.runtime.history.recent(scope, conversation_key(channel.id), 20)
         reply = next((m for m in reversed(history) if m.role == "assistant"), None)
         card = await self.bot.card(persona_id, viewer=user_id)
         name = card.name if card is not None else persona_id
@@ -242,7 +240,7 @@ class DiscordVoice:
         try:
             choice = await voice.resolve_persona_voice(persona_id, viewer=user_id)
             audio = await voice.reply_audio(
-                user_id, persona_id, reply.id, reply.content, choice, format="ogg"
+                user_id, scope.persona_id, reply.id, reply.content, choice, format="ogg"
             )
         except PersonaeError as exc:
             await interaction.followup.send(str(exc)[:2000], ephemeral=True)

@@ -19,8 +19,10 @@ from personae.adapters.web.keys import (
 from personae.adapters.web.problems import Problem
 from personae.adapters.web.routing import INTEGER_ID, Endpoint
 from personae.adapters.web.schemas import (
+    AccountDeleteBody,
     AccountOut,
     CurrentPersonaBody,
+    ForgetOut,
     LoginBody,
     SignupBody,
     TokenBody,
@@ -183,6 +185,27 @@ async def revoke_token(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def delete_account(request: web.Request) -> web.Response:
+    """Delete the caller's account and everything of it (confirmed with the
+    password): custom personas with their data and avatars, what every plugin
+    stores about the caller, identities, tokens and sessions, which stop working
+    at once."""
+    principal = await current_user(request)
+    body = await read_json(request, AccountDeleteBody, settings(request).web.max_body_bytes)
+    accounts = request.config_dict[ACCOUNTS]
+    account = await accounts.get(principal.user_id)
+    confirmed = account is not None and await accounts.verify(account.username, body.password)
+    if not confirmed or confirmed.id != principal.user_id:
+        raise Problem(403, "Wrong password", "Confirm with your account's password.")
+    try:
+        counts = await runtime(request).delete_user(principal.user_id)
+    finally:
+        accounts.changed()  # every token and session of the account stops working now
+    response = ok(ForgetOut(deleted=counts, total=sum(counts.values())))
+    response.del_cookie(settings(request).web.cookie_name, path="/")
+    return response
+
+
 ENDPOINTS = [
     Endpoint("POST", "/api/auth/signup", signup, "Create an account and log in", "accounts",
              body=SignupBody, response=AccountOut, status=201, auth=False, errors=(403, 409, 429)),
@@ -192,6 +215,11 @@ ENDPOINTS = [
              status=204, auth=False),
     Endpoint("GET", "/api/me", me, "The caller's account (and CSRF token)", "accounts",
              response=AccountOut),
+    Endpoint("DELETE", "/api/me", delete_account, "Delete my account and everything of it",
+             "accounts", body=AccountDeleteBody, response=ForgetOut, errors=(403,),
+             description="Confirmed with the password. Removes the account, its custom "
+             "personas (and what anyone stored under them), everything every plugin stores "
+             "about the caller, identities, link codes, tokens and sessions. See docs/http.md."),
     Endpoint("PUT", "/api/me/current-persona", set_current_persona, "Choose the current persona",
              "accounts", body=CurrentPersonaBody, response=AccountOut, errors=(404,)),
     Endpoint("GET", "/api/tokens", list_tokens, "The caller's API tokens", "accounts",

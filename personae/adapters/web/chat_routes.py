@@ -31,7 +31,7 @@ from personae.adapters.web.turns import reply_once, stream_reply
 from personae.adapters.web.uploads import read_json
 from personae.adapters.web.voice_routes import SpokenReply, wants_speech
 from personae.core.runtime import Reply
-from personae.core.types import Scope, Turn
+from personae.core.types import Turn
 
 PREFIX = "web:"
 """Web conversations are stored as ``web:<name>``."""
@@ -105,7 +105,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
 async def list_conversations(request: web.Request) -> web.Response:
     principal = await current_user(request)
     entry = await visible_persona(request, principal)
-    rows = await runtime(request).history.conversations(Scope(entry.id, principal.user_id))
+    rows = await runtime(request).history.conversations(entry.scope(principal.user_id))
     return ok(
         ConversationList(
             conversations=[
@@ -128,7 +128,7 @@ async def list_messages(request: web.Request) -> web.Response:
     before = query_int(request, "before", None, 1, 2**53)
     limit = query_int(request, "limit", 50, 1, 200) or 50
     messages = await runtime(request).history.page(
-        Scope(entry.id, principal.user_id), PREFIX + name, before=before, limit=limit
+        entry.scope(principal.user_id), PREFIX + name, before=before, limit=limit
     )
     return ok(
         MessagePage(
@@ -145,7 +145,7 @@ async def clear_conversation(request: web.Request) -> web.Response:
     principal = await current_user(request)
     entry = await visible_persona(request, principal)
     name = conversation_name(request.match_info["conversation"])
-    await runtime(request).clear_conversation(Scope(entry.id, principal.user_id), PREFIX + name)
+    await runtime(request).clear_conversation(entry.scope(principal.user_id), PREFIX + name)
     return web.Response(status=204)
 
 

@@ -260,6 +260,32 @@ def register(app: typer.Typer, settings: SettingsLoader | None = None) -> None:
 
         _run(go())
 
+    @users.command("delete")
+    def delete(
+        username: Annotated[str, typer.Argument(help="Whose account.")],
+        yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    ) -> None:
+        """Delete an account and everything of it: its custom personas (with what
+        anyone stored under them), all it told every persona, its identities,
+        tokens and sessions. A running server stops accepting its tokens within
+        ``web.auth_cache_seconds``."""
+        from personae.core.runtime import Runtime
+
+        async def go() -> None:
+            async with Runtime(load()) as rt:
+                accounts = AccountStore()
+                account = await accounts.by_username(username)
+                if account is None:
+                    raise PersonaeError(f"There is no account {username!r}.")
+                question = f"Delete {account.username} (id {account.id}) and all of its data?"
+                if not yes and not await asyncio.to_thread(typer.confirm, question):
+                    console.print("Nothing deleted.")
+                    return
+                counts = await rt.delete_user(account.id)
+            console.print(f"Deleted {account.username}: {sum(counts.values())} records.")
+
+        _run(go())
+
 
 DISCORD_FAILURE: web.AppKey[list[BaseException]] = web.AppKey("discord_failure", list)
 

@@ -21,7 +21,6 @@ from personae.adapters.web.schemas import (
 from personae.adapters.web.uploads import read_json
 from personae.core.commands import Command, CommandContext, check_args
 from personae.core.errors import CommandError
-from personae.core.types import Scope
 
 
 def _check_args(command: Command, args: dict[str, str]) -> None:
@@ -67,10 +66,11 @@ async def run_command(request: web.Request) -> web.Response:
     check_chat_allowed(request, principal)
     context = CommandContext(
         runtime=rt,
-        scope=Scope(entry.id, principal.user_id),
+        scope=entry.scope(principal.user_id),
         platform="web",
         args=dict(body.args),
         confirmed=body.confirm,
+        visible_id=entry.id,
     )
     result = await rt.commands.run(command, context)
     attachment = None

@@ -35,7 +35,7 @@ def proactive_handler(hub: EventHub) -> ProactiveHandler:
         data = {
             "id": message.id,
             "kind": message.kind,
-            "persona_id": message.scope.persona_id,
+            "persona_id": message.persona_id,
             "conversation": message.conversation.removeprefix("web:"),
             "text": message.text,
         }
@@ -68,10 +68,10 @@ async def events(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def _follow_up_out(record: FollowUpRecord) -> FollowUpOut:
+def _follow_up_out(record: FollowUpRecord, names: dict[str, str]) -> FollowUpOut:
     return FollowUpOut(
         id=record.id,
-        persona_id=record.persona_id,
+        persona_id=names.get(record.persona_id, record.persona_id),
         conversation=record.conversation.removeprefix("web:"),
         question=record.question,
         topic=record.topic,
@@ -81,10 +81,10 @@ def _follow_up_out(record: FollowUpRecord) -> FollowUpOut:
 
 async def list_follow_ups(request: web.Request) -> web.Response:
     principal = await current_user(request)
-    records = await runtime(request).followups.pending_for_user(
-        principal.user_id, platform=PLATFORM
-    )
-    return ok(FollowUpList(follow_ups=[_follow_up_out(r) for r in records]))
+    rt = runtime(request)
+    records = await rt.followups.pending_for_user(principal.user_id, platform=PLATFORM)
+    names = {e.key: e.id for e in await rt.personas.list(principal.user_id)}  # key -> id
+    return ok(FollowUpList(follow_ups=[_follow_up_out(r, names) for r in records]))
 
 
 async def ack_follow_up(request: web.Request) -> web.Response:

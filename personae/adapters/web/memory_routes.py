@@ -8,7 +8,7 @@ import re
 
 from aiohttp import web
 
-from personae.adapters.web.auth import current_user
+from personae.adapters.web.auth import Principal, current_user
 from personae.adapters.web.helpers import ascii_digits, iso, ok, runtime, settings, visible_persona
 from personae.adapters.web.keys import ACCOUNTS
 from personae.adapters.web.problems import Problem
@@ -24,7 +24,6 @@ from personae.adapters.web.schemas import (
 )
 from personae.adapters.web.uploads import read_json
 from personae.core.cards import card_to_dict
-from personae.core.types import Scope
 from personae.plugins.profile.safety import screen_memory
 from personae.storage.records import MemoryRecord
 from personae.storage.summaries import StoredSummary
@@ -65,7 +64,7 @@ def _item_id(request: web.Request) -> int:
 async def list_memory(request: web.Request) -> web.Response:
     principal = await current_user(request)
     entry = await visible_persona(request, principal)
-    scope = Scope(entry.id, principal.user_id)
+    scope = entry.scope(principal.user_id)
     items = await runtime(request).memory.list(scope)
     summaries = await runtime(request).summaries.store.newest_per_conversation(scope)
     return ok(
@@ -84,7 +83,7 @@ async def patch_memory(request: web.Request) -> web.Response:
         if refused is not None:
             raise Problem(422, "Memory text refused", f"This text cannot be stored: {refused}.")
     item = await runtime(request).memory.update(
-        Scope(entry.id, principal.user_id), item_id, text=text, kind=body.kind
+        entry.scope(principal.user_id), item_id, text=text, kind=body.kind
     )
     if item is None:
         raise Problem(404, "Memory item not found", f"{entry.card.name} has no item {item_id}.")
@@ -97,7 +96,7 @@ async def memory_history(request: web.Request) -> web.Response:
     principal = await current_user(request)
     entry = await visible_persona(request, principal)
     item_id = _item_id(request)
-    scope = Scope(entry.id, principal.user_id)
+    scope = entry.scope(principal.user_id)
     memory = runtime(request).memory
     revisions = await memory.revisions(scope, item_id=item_id)
     if not revisions and await memory.get(scope, item_id) is None:
@@ -110,7 +109,7 @@ async def delete_memory(request: web.Request) -> web.Response:
     principal = await current_user(request)
     entry = await visible_persona(request, principal)
     item_id = _item_id(request)
-    if not await runtime(request).memory.delete(Scope(entry.id, principal.user_id), item_id):
+    if not await runtime(request).memory.delete(entry.scope(principal.user_id), item_id):
         raise Problem(404, "Memory item not found", f"{entry.card.name} has no item {item_id}.")
     return web.Response(status=204)
 
@@ -123,7 +122,7 @@ async def forget_persona(request: web.Request) -> web.Response:
     """Forget the caller for one persona: every plugin deletes what it holds."""
     principal = await current_user(request)
     entry = await visible_persona(request, principal)
-    return _forgot(await runtime(request).forget_user(principal.user_id, entry.id))
+    return _forgot(await runtime(request).forget_user(principal.user_id, entry.key))
 
 
 def _persona_query(request: web.Request) -> str | None:
@@ -133,19 +132,43 @@ def _persona_query(request: web.Request) -> str | None:
     return persona_id
 
 
+async def _persona_key(request: web.Request, principal: Principal) -> str | None:
+    """The key of the persona ``?persona_id=`` names for the caller; an id the caller
+    can no longer see stands for itself (what was stored under it before keys)."""
+    persona_id = _persona_query(request)
+    if persona_id is None:
+        return None
+    return (await runtime(request).personas.scope(persona_id, principal.user_id)).persona_id
+
+
+async def _hidden_keys(request: web.Request, persona_id: str) -> list[str]:
+    """The keys of every stored persona with this id: the caller's own data may lie
+    under one the caller can no longer see (unshared since)."""
+    return [stored.key for stored in await runtime(request).personas.store.with_id(persona_id)]
+
+
 async def forget_me(request: web.Request) -> web.Response:
     """Forget the caller for every persona (or one named by ``?persona_id=``, even
-    one the caller can no longer see: it is the caller's own data)."""
+    one the caller can no longer see: it is the caller's own data). The account,
+    its custom personas and its tokens stay (``DELETE /api/me`` removes them)."""
     principal = await current_user(request)
+    rt = runtime(request)
+    key = await _persona_key(request, principal)
+    counts = await rt.forget_user(principal.user_id, key)
     persona_id = _persona_query(request)
-    return _forgot(await runtime(request).forget_user(principal.user_id, persona_id))
+    if persona_id is not None:
+        for hidden in await _hidden_keys(request, persona_id):
+            if hidden != key:
+                for name, count in (await rt.forget_user(principal.user_id, hidden)).items():
+                    counts[name] = counts.get(name, 0) + count
+    return _forgot(counts)
 
 
 async def export_me(request: web.Request) -> web.Response:
     principal = await current_user(request)
     persona_id = _persona_query(request)
     rt = runtime(request)
-    data = await rt.export_user_data(principal.user_id, persona_id)
+    data = await rt.export_user_data(principal.user_id, await _persona_key(request, principal))
     account = await request.config_dict[ACCOUNTS].get(principal.user_id) or principal.account
     own = [e for e in await rt.personas.list(principal.user_id) if e.owner_id == principal.user_id]
     data["account"] = {

@@ -102,9 +102,14 @@ def _rebuild(card: PersonaCard, changes: dict[str, Any]) -> PersonaCard:
     return updated.with_settings(**own) if own else updated
 
 
-async def _save(request: web.Request, card: PersonaCard, owner: int | None, shared: bool) -> None:
+async def _save(
+    request: web.Request, card: PersonaCard, owner: int | None, shared: bool
+) -> PersonaEntry:
+    """Store the persona; 409 only for an id that is public (a system persona's,
+    or another shared persona's when this one is shared): another user's private
+    ids are never an obstacle, so they cannot be found out this way."""
     try:
-        await runtime(request).personas.save(card, owner_id=owner, shared=shared)
+        return await runtime(request).personas.save(card, owner_id=owner, shared=shared)
     except CardError as error:
         raise Problem(409, "Persona id taken", f"{error} Choose another id.") from None
 
@@ -124,8 +129,7 @@ async def create_persona(request: web.Request) -> web.Response:
         | ({"id": body.id} if body.id else {})
     )
     card = _rebuild(base, data | {k: getattr(body, k) for k in _SETTINGS})
-    await _save(request, card, principal.user_id, body.shared)
-    entry = await runtime(request).personas.entry(card.id, viewer=principal.user_id)
+    entry = await _save(request, card, principal.user_id, body.shared)
     return ok(persona_out(entry, principal), 201)
 
 
@@ -142,8 +146,7 @@ async def patch_persona(request: web.Request) -> web.Response:
     changes = body.model_dump(exclude_unset=True, exclude={"shared"})
     card = _rebuild(entry.card, changes)
     shared = entry.shared if body.shared is None else body.shared
-    await _save(request, card, entry.owner_id, shared)
-    entry = await runtime(request).personas.entry(card.id, viewer=principal.user_id)
+    entry = await _save(request, card, entry.owner_id, shared)
     return ok(persona_out(entry, principal))
 
 
@@ -151,10 +154,8 @@ async def delete_persona(request: web.Request) -> web.Response:
     principal = await current_user(request)
     entry = await visible_persona(request, principal)
     _check_can_edit(entry, principal)
-    registry = runtime(request).personas
-    if not await registry.store.delete(entry.id, owner_id=entry.owner_id):
+    if not await runtime(request).delete_persona(entry):
         raise Problem(409, "Built-in persona", "Personas from plugins or card folders stay.")
-    await _remove_avatar(request, _avatar_name(entry.card))
     return web.Response(status=204)
 
 
@@ -204,10 +205,11 @@ async def put_avatar(request: web.Request) -> web.Response:
         await read_upload(request, config.max_upload_bytes), config.avatar_max_pixels
     )
     name = await _store_avatar(request, png)
-    await _save(request, entry.card.with_settings(avatar=name), entry.owner_id, entry.shared)
+    saved = await _save(
+        request, entry.card.with_settings(avatar=name), entry.owner_id, entry.shared
+    )
     await _remove_avatar(request, _avatar_name(entry.card))
-    entry = await runtime(request).personas.entry(entry.id, viewer=principal.user_id)
-    return ok(persona_out(entry, principal))
+    return ok(persona_out(saved, principal))
 
 
 async def delete_avatar(request: web.Request) -> web.Response:
@@ -267,11 +269,10 @@ async def import_card(request: web.Request) -> web.Response:
         avatar = await _store_avatar(request, png)
         card = card.with_settings(avatar=avatar)
     try:
-        await _save(request, card, None if system else principal.user_id, shared or system)
+        entry = await _save(request, card, None if system else principal.user_id, shared or system)
     except Problem:
         await _remove_avatar(request, avatar)
         raise
-    entry = await runtime(request).personas.entry(card.id, viewer=principal.user_id)
     return ok(persona_out(entry, principal), 201)
 
 

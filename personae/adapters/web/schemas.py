@@ -234,6 +234,12 @@ class ForgetOut(BaseModel):
     total: int
 
 
+class AccountDeleteBody(Body):
+    """Deleting an account is confirmed with its password."""
+
+    password: str = Field(min_length=1, max_length=1024)
+
+
 class CommandBody(Body):
     args: dict[str, str] = Field(default_factory=dict, max_length=20)
     confirm: bool = False

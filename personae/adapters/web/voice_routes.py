@@ -237,11 +237,11 @@ async def reply_audio(request: web.Request) -> web.Response:
     message_id = int_param(request, "message_id")
     voice = voice_service(request)
     fmt = negotiate(request)
-    message = await find_reply(request, Scope(entry.id, principal.user_id), message_id)
+    message = await find_reply(request, entry.scope(principal.user_id), message_id)
     try:
         choice = await voice.resolve_voice(entry.card, entry.owner_id)
         data = await voice.reply_audio(
-            principal.user_id, entry.id, message.id, message.content, choice, format=fmt
+            principal.user_id, entry.key, message.id, message.content, choice, format=fmt
         )
     except VoiceError as error:
         raise await voice_problem(error, voice, principal.user_id) from None
@@ -403,7 +403,7 @@ class SpokenReply:
             return
         try:
             await voice.store_reply_audio(
-                user_id, reply.persona_id, reply.reply_message_id, speech.wav()
+                user_id, reply.persona_key or reply.persona_id, reply.reply_message_id, speech.wav()
             )
         except (VoiceError, OSError, ValueError) as error:
             log.warning("caching the audio of reply %s failed: %s", reply.reply_message_id, error)

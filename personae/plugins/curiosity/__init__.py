@@ -48,7 +48,7 @@ __all__ = [
 
 async def _card(runtime: Runtime, turn: Turn) -> PersonaCard | None:
     try:
-        return await runtime.personas.get(turn.persona_id, viewer=turn.user_id)
+        return (await runtime.personas.by_key(turn.scope.persona_id, viewer=turn.user_id)).card
     except PersonaeError:
         return None
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from personae.core.errors import PersonaNotFound
 from personae.core.plugins import PerRuntime
 from personae.core.proactive import ProactiveMessage
 from personae.core.types import Scope
@@ -77,6 +78,11 @@ async def tick(runtime: Runtime) -> int:
             if (now - follow_up.due_at).total_seconds() > st.settings.expire_seconds:
                 await runtime.followups.mark(scope, follow_up.id, "cancelled")
                 continue
+            try:
+                entry = await runtime.personas.by_key(scope.persona_id, viewer=scope.user_id)
+            except PersonaNotFound:  # deleted, or no longer shared with the user
+                await runtime.followups.mark(scope, follow_up.id, "cancelled")
+                continue
             if not await runtime.followups.claim(scope, follow_up.id):
                 continue  # another process took it
             message = ProactiveMessage(
@@ -85,6 +91,7 @@ async def tick(runtime: Runtime) -> int:
                 conversation=follow_up.conversation,
                 platform=follow_up.platform,
                 text=follow_up.question,
+                visible_id=entry.id,
             )
             try:
                 sent = await runtime.proactive.deliver(message)

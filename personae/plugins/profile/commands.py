@@ -17,12 +17,12 @@ async def profile_command(ctx: CommandContext) -> str:
         if not raw.isdigit():
             return "Which item? Use /profile delete <id> with an id from /profile."
         if await ctx.runtime.memory.delete(ctx.scope, int(raw)):
-            return f"Deleted #{raw}; {ctx.scope.persona_id} no longer remembers it."
-        return f"{ctx.scope.persona_id} has no item #{raw} about you."
+            return f"Deleted #{raw}; {ctx.persona_id} no longer remembers it."
+        return f"{ctx.persona_id} has no item #{raw} about you."
     items = await ctx.runtime.memory.list(ctx.scope)
     if not items:
-        return f"{ctx.scope.persona_id} does not remember anything about you yet."
-    lines = [f"What {ctx.scope.persona_id} remembers about you:"]
+        return f"{ctx.persona_id} does not remember anything about you yet."
+    lines = [f"What {ctx.persona_id} remembers about you:"]
     lines.extend(f"  #{item.id} [{item.kind}] {item.text}" for item in items)
     lines.append("Delete one with /profile delete <id>.")
     return "\n".join(lines)

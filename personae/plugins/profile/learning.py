@@ -105,7 +105,7 @@ async def learn(runtime: Runtime, batch: Batch) -> Report | None:
     scope = batch.scope
     epoch = st.epochs.get(scope.user_id, 0)
     try:
-        card = await runtime.personas.get(scope.persona_id, viewer=scope.user_id)
+        card = (await runtime.personas.by_key(scope.persona_id, viewer=scope.user_id)).card
     except PersonaeError as exc:
         log.warning("profile: cannot learn for %s: %s", scope.persona_id, exc)
         return None

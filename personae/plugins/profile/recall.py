@@ -44,11 +44,13 @@ async def embed_texts(
         return None
 
 
-def render_item(item: MemoryRecord, persona_id: str) -> str:
-    """One prompt line; an item shared from another persona says who noted it."""
-    if item.persona_id == persona_id:
+def render_item(item: MemoryRecord, persona_key: str, names: dict[str, str] | None = None) -> str:
+    """One prompt line; an item shared from another persona says who noted it
+    (``names`` maps persona keys, which items carry, to the ids users know)."""
+    if item.persona_id == persona_key:
         return f"({item.kind}) {item.text}"
-    return f"({item.kind}, noted by {item.persona_id}) {item.text}"
+    noted_by = (names or {}).get(item.persona_id, item.persona_id)
+    return f"({item.kind}, noted by {noted_by}) {item.text}"
 
 
 async def recall_section(
@@ -83,5 +85,9 @@ async def recall_section(
     used = [item.id for item in items]
     if runtime.memory.note_use(scopes, used, now=now) >= USES_FLUSH_AT:
         runtime.background.spawn(runtime.memory.flush_uses, name="profile:uses")
-    lines = [render_item(item, turn.persona_id) for item in items]
+    key = turn.scope.persona_id
+    names: dict[str, str] = {}
+    if any(item.persona_id != key for item in items):
+        names = {entry.key: entry.id for entry in await runtime.personas.list(turn.user_id)}
+    lines = [render_item(item, key, names) for item in items]
     return PromptSection(name="profile", text="\n".join(lines), kind="memory", order=50)

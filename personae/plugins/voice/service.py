@@ -62,7 +62,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("personae.voice")
 
-_PERSONA_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_PERSONA_ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+"""A persona key (an id, or a generated ``k.<hex>``): a safe folder name."""
 _CLONE_RETRY_SECONDS = 600.0
 _MAX_TEXT_PER_CALL = 2500
 
@@ -387,7 +388,8 @@ class VoiceService:
         if not cloners:
             return None
         pinned = _sample_id(card.settings.voice_sample)
-        record = await self.store.persona_sample(card.id, owner_id, pinned)
+        key = await self.personas.key_of(card.id, owner_id)
+        record = await self.store.persona_sample(key, owner_id, pinned)
         if record is None:
             return None
         cloned = self._usable_clone(record)
@@ -438,7 +440,7 @@ class VoiceService:
                 record = await self.store.sample(user_id, sample_id)
             if record is None:
                 raise VoiceNotFound(f"You have no voice sample {rest!r}.")
-            entry = await self.personas.entry(record.persona_id, viewer=user_id)
+            entry = await self.personas.by_key(record.persona_id, viewer=user_id)
             choice = await self._sample_voice(
                 entry.card.with_settings(voice_sample=str(record.id)), entry.owner_id
             )
@@ -604,7 +606,8 @@ class VoiceService:
         self, owner_id: int, persona_id: str, data: bytes, filename: str
     ) -> VoiceSampleRecord:
         """Validate and store an uploaded voice sample for a persona ``owner_id``
-        owns (an administrator may give a system persona a sample).
+        owns (an administrator may give a system persona a sample); it is stored
+        under the persona's internal key.
 
         The type comes from the content (WAV, MP3, Ogg, FLAC, M4A), never the name;
         size and duration (read by ffprobe) must be within the limits. The file is
@@ -619,6 +622,7 @@ class VoiceService:
                 f"{_megabytes(settings.upload_max_bytes)}."
             )
         entry = await self.personas.entry(persona_id, viewer=owner_id)
+        persona_key = entry.key
         if entry.owner_id != owner_id:
             user = await self.users.get(owner_id)
             if not (entry.is_system and user is not None and user.is_admin):
@@ -635,7 +639,7 @@ class VoiceService:
                 f"{name!r} is not WAV, MP3, Ogg, FLAC or M4A audio: its content is "
                 f"{looks}{disguise}."
             )
-        if await self.store.count_samples(owner_id, persona_id) >= settings.samples_per_persona:
+        if await self.store.count_samples(owner_id, persona_key) >= settings.samples_per_persona:
             raise SampleRejected(
                 f"{persona_id!r} already has {settings.samples_per_persona} voice samples; "
                 "delete one first."
@@ -677,7 +681,7 @@ class VoiceService:
         try:
             return await self.store.add_sample(
                 owner_id=owner_id,
-                persona_id=persona_id,
+                persona_id=persona_key,
                 filename=stored_name,
                 content_type=content_type,
                 size=len(data),
@@ -691,6 +695,8 @@ class VoiceService:
         self, owner_id: int, persona_id: str | None = None
     ) -> list[VoiceSampleRecord]:
         """The samples ``owner_id`` uploaded (for one persona, or all)."""
+        if persona_id is not None:
+            persona_id = (await self.personas.scope(persona_id, owner_id)).persona_id  # key
         return await self.store.samples(owner_id, persona_id)
 
     async def get_sample(self, owner_id: int, sample_id: int) -> VoiceSampleRecord:
@@ -818,7 +824,9 @@ class VoiceService:
 
     async def export_user_data(self, user_id: int, persona_id: str | None) -> dict[str, Any] | None:
         """The user's samples (with their audio, base64), their cached reply audio
-        (listed) and, for a whole-user export, their daily usage."""
+        (listed) and, for a whole-user export, their daily usage. Personas are
+        named by their visible ids (``persona_id`` is a key)."""
+        names = {entry.key: entry.id for entry in await self.personas.list(user_id)}
         samples = []
         for record in await self.store.samples(user_id, persona_id):
             path = self.voices_dir / record.filename
@@ -829,6 +837,7 @@ class VoiceService:
             samples.append(
                 {
                     **record.as_dict(),
+                    "persona_id": names.get(record.persona_id, record.persona_id),
                     "data_base64": None if content is None else base64.b64encode(content).decode(),
                 }
             )
@@ -836,7 +845,7 @@ class VoiceService:
         for path in await asyncio.to_thread(self._cached_files, user_id, persona_id):
             cached.append(
                 {
-                    "persona_id": path.parent.name,
+                    "persona_id": names.get(path.parent.name, path.parent.name),
                     "message_id": int(path.stem) if path.stem.isdigit() else path.stem,
                     "format": path.suffix.lstrip("."),
                     "size": path.stat().st_size,
