@@ -43,7 +43,7 @@ from personae.core.llm.ollama import OllamaBackend
 from personae.core.prompt import card_text, post_history_text
 from personae.core.runtime import Runtime
 from personae.core.settings import OllamaSettings, Settings
-from personae.core.types import ChatMessage, Scope, Turn
+from personae.core.types import ChatMessage, Turn
 from personae.testing.fake_ollama import FakeChatRequest, FakeOllama, RecordedRequest
 from personae.testing.fake_tokenizer import count_tokens
 
@@ -151,7 +151,7 @@ async def engine_run(
             ann = await runtime.users.resolve("cli", "ann", "Ann")
             await runtime.personas.save(big_card(), owner_id=ann)
             for text in MEMORY:
-                await runtime.memory.add(Scope("maren", ann), text)
+                await runtime.memory.add(await runtime.personas.scope("maren", ann), text)
             conversation: list[tuple[str, str, str]] = []
             for turn in range(turns):
                 text = prose(1000 + turn, 1000)

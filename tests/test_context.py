@@ -145,7 +145,7 @@ async def test_a_card_larger_than_the_window_is_refused_with_a_clear_error(
         with pytest.raises(ContextTooSmall, match=r"Shorten the card .* raise num_ctx") as error:
             await runtime.reply(Turn(ann, "maren", "Hello", "c"))
         assert error.value.num_ctx == 1024 and error.value.needed > error.value.available
-        assert await runtime.history.page(Scope("maren", ann), "c") == []
+        assert await runtime.history.page(await runtime.personas.scope("maren", ann), "c") == []
     assert reply_prompts(fake_ollama) == []
 
 
@@ -273,7 +273,7 @@ async def test_a_summary_is_written_once_per_block_and_reaches_later_prompts(
               for p in prompts}  # fmt: skip
     assert 1 <= len(summary_calls) <= len(starts)  # one call per block, not per turn
     assert len(summary_calls) < len(prompts) // 4
-    stored = await runtime.summaries.store.latest(Scope("maren", ann), "c")
+    stored = await runtime.summaries.store.latest(await runtime.personas.scope("maren", ann), "c")
     assert stored and stored[0].text.startswith("SUMMARY-")
     with_summary = [p for p in prompts if "SUMMARY-" in p.json["messages"][1]["content"]]
     assert with_summary and prompts[-1] in with_summary
@@ -286,12 +286,16 @@ async def test_summaries_are_exported_and_forgotten_with_the_history(
 ) -> None:
     fake_ollama.reply_with(summary_responder)
     ann = await talk(runtime, 1)
-    await runtime.summaries.store.add(Scope("maren", ann), "c", 1, "Ann spoke of the tide.")
+    await runtime.summaries.store.add(
+        await runtime.personas.scope("maren", ann), "c", 1, "Ann spoke of the tide."
+    )
     exported = await runtime.export_user_data(ann, "maren")
     (conversation,) = exported["plugins"]["history"]
     assert [s["text"] for s in conversation["summaries"]] == ["Ann spoke of the tide."]
     await runtime.forget_user(ann, "maren")
-    assert await runtime.summaries.store.latest(Scope("maren", ann), "c") == []
+    assert (
+        await runtime.summaries.store.latest(await runtime.personas.scope("maren", ann), "c") == []
+    )
 
 
 # -- the estimate and the budget -------------------------------------------------------
