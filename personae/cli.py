@@ -16,9 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from personae import __version__
-from personae.core.cards import load_card, save_card
+from personae.core.cards import PersonaCard, load_card_and_picture, parse_card_json, save_card
 from personae.core.commands import CommandContext
-from personae.core.errors import CommandError, PersonaeError
+from personae.core.errors import CardError, CommandError, PersonaeError
 from personae.core.settings import Settings, load_settings
 from personae.core.types import Scope, Turn
 
@@ -185,27 +185,97 @@ def personas_show(persona_id: str) -> None:
 
 @personas_app.command("import")
 def personas_import(
-    file: Path, shared: Annotated[bool, typer.Option(help="Visible to everyone.")] = True
+    file: Path,
+    shared: Annotated[bool, typer.Option(help="Visible to everyone.")] = True,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace the persona with the same id.")
+    ] = False,
+    new_id: Annotated[str | None, typer.Option("--id", help="Store under this id.")] = None,
 ) -> None:
-    """Import a Character Card (V1/V2/V3; JSON or PNG) as a system persona."""
+    """Import a Character Card (V1/V2/V3; JSON, PNG or .charx) as a system persona.
+    An id already in use gets a new one (mara-2) unless --replace is given; the
+    card's picture becomes the persona's avatar."""
 
     async def go() -> None:
-        card = load_card(file)
+        from personae.core import avatars
+
+        card, picture = load_card_and_picture(file)
+        if new_id:
+            card = card.model_copy(
+                update={"id": PersonaCard.model_validate({"name": "x", "id": new_id}).id}
+            )
+        data_dir = settings().data_dir
+        avatar = (
+            await asyncio.to_thread(avatars.store_avatar, data_dir, picture) if picture else None
+        )
+        card = card.with_settings(avatar=avatar)
         async with runtime() as rt:
-            await rt.personas.save(card, owner_id=None, shared=shared)
-        console.print(f"Imported {card.name} as [bold]{card.id}[/].")
+            old = None
+            if replace:
+                entry = await rt.personas.store.get(card.id)
+                old = parse_card_json(entry[0]).settings.avatar if entry else None
+            try:
+                result = await rt.personas.import_card(
+                    card, owner_id=None, shared=shared, replace=replace
+                )
+            except PersonaeError:
+                avatars.remove_avatar(data_dir, avatar)
+                raise
+        if old and old != avatar:
+            avatars.remove_avatar(data_dir, old)
+        stored = result.card
+        console.print(f"Imported {stored.name} as [bold]{stored.id}[/].", highlight=False)
+        if result.renamed:
+            console.print(
+                f"The id {card.id!r} was already taken, so this is a new persona; "
+                "use --replace to replace that one.",
+                highlight=False,
+            )
+        for note in result.notes:
+            console.print(note, highlight=False)
+
+    run(go())
+
+
+@personas_app.command("delete")
+def personas_delete(persona_id: str) -> None:
+    """Delete an imported (system) persona. Built-in personas from plugins or card
+    folders cannot be deleted; an import that overrode one brings it back."""
+
+    async def go() -> None:
+        from personae.core import avatars
+
+        async with runtime() as rt:
+            stored = await rt.personas.store.get(persona_id)
+            if stored is None or stored[1] is not None:
+                source = rt.personas.system_source(persona_id)
+                if source and stored is None:
+                    raise CommandError(
+                        f"{persona_id!r} is built in ({source}); it cannot be deleted."
+                    )
+                raise CommandError(f"No imported persona {persona_id!r} to delete.")
+            await rt.personas.store.delete(persona_id, owner_id=None)
+            avatar = parse_card_json(stored[0]).settings.avatar
+            avatars.remove_avatar(settings().data_dir, avatar)
+            console.print(f"Deleted {persona_id}.", highlight=False)
+            source = rt.personas.system_source(persona_id)
+            if source:
+                console.print(f"The built-in {persona_id} ({source}) is back.", highlight=False)
 
     run(go())
 
 
 @personas_app.command("export")
 def personas_export(persona_id: str, file: Path) -> None:
-    """Export a persona as a Character Card (.json, or .png with an embedded card)."""
+    """Export a persona as a Character Card (.json; .png or .charx with its picture)."""
 
     async def go() -> None:
+        from personae.core import avatars
+
         async with runtime() as rt:
             card = await rt.personas.get(persona_id, viewer=await cli_user(rt, None))
-        save_card(card, file)
+        picture = avatars.read_avatar(settings().data_dir, card.settings.avatar)
+        save_card(card.with_settings(avatar=None), file, image=picture)
         console.print(f"Wrote {file}.")
 
     run(go())
@@ -275,6 +345,7 @@ def _register_subcommands() -> None:
     """Commands that live next to the code they drive."""
     from personae.adapters.discord.cli import register as register_discord
     from personae.adapters.web.cli import register as register_web
+    from personae.cli_lorebook import register as register_lorebook
     from personae.cli_plugins import register as register_plugins
     from personae.portability.cli import register as register_portability
 
@@ -282,6 +353,7 @@ def _register_subcommands() -> None:
     register_discord(app)
     register_plugins(app)
     register_portability(app)
+    register_lorebook(personas_app)
 
 
 _register_subcommands()

@@ -38,6 +38,16 @@ class PersonaEntry:
         return self.owner_id is None
 
 
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """What :meth:`PersonaRegistry.import_card` stored: the card as saved (its id
+    may differ from the file's), and what a user should be told."""
+
+    card: PersonaCard
+    renamed: bool = False
+    notes: tuple[str, ...] = ()
+
+
 class PersonaRegistry:
     """Looks up personas with their visibility rules applied."""
 
@@ -118,8 +128,54 @@ class PersonaRegistry:
             raise CardError(f"{card.id!r} is a system persona's id; choose another.")
         await self.store.save(card.id, card_to_dict(card), owner_id=owner_id, shared=shared)
 
+    async def import_card(
+        self,
+        card: PersonaCard,
+        *,
+        owner_id: int | None,
+        shared: bool = False,
+        replace: bool = False,
+    ) -> ImportResult:
+        """Store an imported card without overwriting anything silently. When its id
+        is taken (a built-in, another card, a user's persona) it gets the next free
+        id (``mara-2``), unless ``replace``: then it replaces the stored card of the
+        same owner, or overrides a built-in persona (which is said in the result;
+        deleting the import brings the built-in back). Another owner's persona is
+        never replaced."""
+        stored = await self.store.get(card.id)
+        taken = stored is not None or card.id in self._system
+        if taken and not replace:
+            card = card.model_copy(update={"id": await self.free_id(card.id)})
+        notes: list[str] = []
+        if replace and stored is None and card.id in self._system:
+            source = self._system[card.id].source
+            notes.append(
+                f"It overrides the built-in persona {card.id!r} ({source}); delete it to "
+                "bring the built-in back."
+            )
+        elif replace and stored is not None:
+            notes.append(f"It replaced the stored persona {card.id!r}.")
+        await self.save(card, owner_id=owner_id, shared=shared)
+        return ImportResult(card=card, renamed=taken and not replace, notes=tuple(notes))
+
+    async def free_id(self, wanted: str) -> str:
+        """``wanted``, or ``wanted-2``, ``wanted-3``... : the first id no stored or
+        built-in persona has."""
+        ids = await self.store.stored_ids()
+        base = wanted[:60].rstrip("-_") or "persona"
+        candidate, number = wanted, 1
+        while candidate in ids or candidate in self._system or await self.store.get(candidate):
+            number += 1
+            candidate = f"{base}-{number}"
+        return candidate
+
     def has_system(self, persona_id: str) -> bool:
         return persona_id in self._system
+
+    def system_source(self, persona_id: str) -> str | None:
+        """Where a built-in persona comes from (``plugin:<name>``, ``file:<path>``)."""
+        entry = self._system.get(persona_id)
+        return entry.source if entry else None
 
     async def readable_scopes(self, card: PersonaCard, scope: Scope) -> builtins.list[Scope]:
         """The scopes a turn of ``card`` in ``scope`` may read: its own, then those
