@@ -201,9 +201,13 @@ def personas_import(
 
         card, picture = load_card_and_picture(file)
         if new_id:
-            card = card.model_copy(
-                update={"id": PersonaCard.model_validate({"name": "x", "id": new_id}).id}
-            )
+            try:
+                card = PersonaCard.model_validate({**card.model_dump(), "id": new_id})
+            except ValueError:
+                raise CardError(
+                    f"--id {new_id!r} is not a persona id: use 1-64 lowercase letters, "
+                    "digits, '-' or '_'."
+                ) from None
         data_dir = settings().data_dir
         avatar = (
             await asyncio.to_thread(avatars.store_avatar, data_dir, picture) if picture else None

@@ -7,13 +7,19 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from personae.core.cards import load_card, parse_card_json, write_png_card
 from personae.testing.fake_ollama import FakeOllama
 from tests.card_fixtures import chinese_card, v2_card, world_info_file
 from tests.conftest import reply_prompts
-from tests.test_cli import personae, workdir  # noqa: F401 (a fixture)
+from tests.test_cli import personae
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path
 
 
 def write(workdir: Path, name: str, document: dict[str, object]) -> str:
@@ -44,9 +50,7 @@ async def test_replace_overwrites_the_stored_persona(
         workdir, fake_ollama.url, "personas", "import", write(workdir, "b.json", card), "--replace"
     )
     assert code == 0 and "replaced the stored persona" in out, err
-    code, out, _ = await personae(
-        workdir, fake_ollama.url, "personas", "show", "captain-mara-voss"
-    )
+    code, out, _ = await personae(workdir, fake_ollama.url, "personas", "show", "captain-mara-voss")
     assert "A new description." in out
 
 
