@@ -126,6 +126,12 @@ class PersonaOut(BaseModel):
     avatar_url: str | None
 
 
+class ImportedPersona(PersonaOut):
+    notes: list[str] = []
+    """What the user should know about the import: a new id because the card's was
+    taken, or a built-in persona it now overrides."""
+
+
 class PersonaList(BaseModel):
     personas: list[PersonaOut]
 
