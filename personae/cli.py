@@ -105,11 +105,10 @@ async def _chat(persona_id: str | None, user: str | None, conversation: str) -> 
         console.print(
             f"[bold]{card.name}[/] [dim]({card.id}) — /help for commands, /quit to leave[/]"
         )
-        if not await rt.history.recent(scope, conversation, 1) and card.first_mes:
-            from personae.core.cards import render_macros
-
-            greeting = render_macros(card.first_mes, char=card.name, user=name)
-            console.print(f"[bold cyan]{card.name}:[/] {greeting}", highlight=False)
+        if not await rt.history.recent(scope, conversation, 1):
+            started = await rt.start_conversation(scope, conversation, user_name=name)
+            if started is not None:
+                console.print(f"[bold cyan]{card.name}:[/] {started[1].content}", highlight=False)
         while True:
             try:
                 line = await asyncio.to_thread(input, "you> ")
@@ -121,7 +120,7 @@ async def _chat(persona_id: str | None, user: str | None, conversation: str) -> 
             if line in {"/quit", "/exit"}:
                 break
             if line.startswith("/"):
-                await _run_command(rt, scope, line)
+                await _run_command(rt, scope, line, conversation, name)
                 continue
             console.print(f"[bold cyan]{card.name}:[/] ", end="")
             try:
@@ -135,17 +134,18 @@ async def _chat(persona_id: str | None, user: str | None, conversation: str) -> 
                 errors.print(f"[bold red]Error:[/] {exc}", highlight=False)
 
 
-async def _run_command(rt: Any, scope: Scope, line: str) -> None:
+async def _run_command(rt: Any, scope: Scope, line: str, conversation: str, name: str) -> None:
     try:
         command, args = rt.commands.parse(line)
-        ctx = CommandContext(rt, scope, "cli", args)
+        ctx = CommandContext(rt, scope, "cli", args, conversation=conversation, user_name=name)
         result = await rt.commands.run(command, ctx)
         if result.needs_confirmation:
             answer = await asyncio.to_thread(input, f"{result.text} [y/N] ")
             if answer.strip().lower() not in {"y", "yes"}:
                 console.print("Cancelled.")
                 return
-            result = await rt.commands.run(command, CommandContext(rt, scope, "cli", args, True))
+            ctx = CommandContext(rt, scope, "cli", args, True, conversation, name)
+            result = await rt.commands.run(command, ctx)
         console.print(result.text, markup=False, highlight=False)
         if result.attachment:
             filename, content = result.attachment

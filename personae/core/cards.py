@@ -71,6 +71,9 @@ class PersonaSettings(BaseModel):
     """An Ollama model that overrides the configured default for this persona."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Model options that override the configured defaults for this persona."""
+    greeting: Literal["first", "random"] = "first"
+    """Which greeting a new conversation starts with when none is asked for:
+    ``first_mes``, or a random one of it and the alternate greetings."""
 
 
 _SETTINGS: PerObject[PersonaSettings] = PerObject(1024)

@@ -38,6 +38,10 @@ class CommandContext:
     confirmed: bool = False
     """True once the user has confirmed a destructive command (a button on
     Discord, a ``confirm`` argument elsewhere)."""
+    conversation: str | None = None
+    """The conversation the command was typed in, when the front end has one."""
+    user_name: str = "User"
+    """How the persona calls the user (for macros in what a command stores)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,16 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from personae.core.background import BackgroundTasks
-from personae.core.cards import PersonaCard
+from personae.core.cards import PersonaCard, render_macros
 from personae.core.clock import Clock
 from personae.core.commands import CommandRegistry
 from personae.core.errors import LLMResponseError, StartupError
+from personae.core.greetings import pick_greeting
 from personae.core.llm.base import ChatRequest, LLMBackend
 from personae.core.locks import KeyedLocks
 from personae.core.personas import PersonaRegistry
@@ -110,6 +112,7 @@ class Runtime:
         self.started = False
         self.turns_completed = 0
         self.turns_failed = 0
+        self._rng = random.Random()
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -308,6 +311,34 @@ class Runtime:
         async with contextlib.aclosing(again):
             async for chunk in again:
                 yield chunk
+
+    async def start_conversation(
+        self,
+        scope: Scope,
+        conversation: str,
+        *,
+        user_name: str,
+        greeting: int | None = None,
+        replace: bool = False,
+    ) -> tuple[int, StoredMessage] | None:
+        """Open a conversation with the persona's greeting (``greeting`` numbers
+        it: 0 is ``first_mes``, 1... the alternate greetings; None lets the persona's
+        setting choose), macros rendered, stored as its first assistant message.
+        ``replace`` swaps a greeting nobody has answered yet. None when the
+        conversation has already begun or the persona has no greeting; else the
+        greeting's number and the stored message.
+        :class:`~personae.core.errors.CommandError` for a greeting it does not have."""
+        card = await self.personas.get(scope.persona_id, viewer=scope.user_id)
+        picked = pick_greeting(card, greeting, self._rng)
+        if picked is None:
+            return None
+        number, text = picked
+        rendered = render_macros(text, char=card.name, user=user_name).strip()
+        async with self._conversations.hold((scope.persona_id, scope.user_id, conversation)):
+            stored = await self.history.start_conversation(
+                scope, conversation, rendered, replace=replace
+            )
+        return None if stored is None else (number, stored)
 
     # -- the data contract -------------------------------------------------
 

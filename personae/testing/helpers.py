@@ -152,17 +152,19 @@ async def run_command(
     persona: str | None = None,
     user: str | int = DEFAULT_USER,
     confirm: bool = False,
+    conversation: str = "test",
 ) -> CommandResult:
-    """Run a chat command (``"/mood warm"``) as a front end would. ``confirm``
-    answers yes when the command asks for confirmation."""
+    """Run a chat command (``"/mood warm"``) as a front end would, in
+    ``conversation``. ``confirm`` answers yes when the command asks for confirmation."""
     where = await scope(runtime, persona, user)
     command, args = runtime.commands.parse(line)
+    name = user if isinstance(user, str) else DEFAULT_USER
     result = await runtime.commands.run(
-        command, CommandContext(runtime, where, TEST_PLATFORM, args, False)
+        command, CommandContext(runtime, where, TEST_PLATFORM, args, False, conversation, name)
     )
     if result.needs_confirmation and confirm:
         result = await runtime.commands.run(
-            command, CommandContext(runtime, where, TEST_PLATFORM, args, True)
+            command, CommandContext(runtime, where, TEST_PLATFORM, args, True, conversation, name)
         )
     return result
 

@@ -9,7 +9,9 @@ import zipfile
 
 from conftest import Caller, png_bytes
 
+from personae.testing.fake_ollama import FakeOllama
 from tests.card_fixtures import v2_card, v3_card, world_info_file
+from tests.conftest import reply_prompts
 
 
 async def test_importing_a_card_twice_gives_a_new_id_and_says_so(bob: Caller) -> None:
@@ -104,3 +106,60 @@ async def test_only_the_owner_changes_a_lorebook(alice: Caller, bob: Caller) -> 
     other = await bob.call("PUT", "/api/personas/alices/lorebook", data=body)
     junk = await bob.call("PUT", "/api/personas/sage/lorebook", data=b"not json")
     assert system.status == 403 and other.status == 404 and junk.status == 403
+
+
+async def test_a_conversation_starts_with_the_stored_greeting(
+    bob: Caller, fake_ollama: FakeOllama
+) -> None:
+    await bob.post("/api/personas/import", data=json.dumps(v2_card()).encode())
+    url = "/api/personas/captain-mara-voss/conversations/bridge"
+    started = await bob.post(f"{url}/greeting", json={})
+    assert started.status == 200 and started.data["greeting"] == 0
+    assert started.data["greetings"] == 3
+    assert started.data["message"]["content"].endswith("You're late, bob.")
+    swapped = await bob.post(f"{url}/greeting", json={"greeting": 2, "replace": True})
+    assert swapped.data["message"]["content"].startswith("*Captain Mara Voss hands bob a mug.*")
+    fake_ollama.reply_with("Sit.")
+    await bob.post(
+        "/api/personas/captain-mara-voss/chat", json={"message": "Hi", "conversation": "bridge"}
+    )
+    sent = [m for m in reply_prompts(fake_ollama)[-1].json["messages"] if m["role"] != "system"]
+    assert sent[0]["role"] == "assistant" and "hands bob a mug" in sent[0]["content"]
+    page = await bob.get(f"{url}/messages")
+    assert [m["role"] for m in page.data["messages"]] == ["assistant", "user", "assistant"]
+    late = await bob.post(f"{url}/greeting", json={"greeting": 1, "replace": True})
+    assert late.status == 409
+
+
+async def test_chat_can_open_with_a_chosen_greeting(bob: Caller, fake_ollama: FakeOllama) -> None:
+    await bob.post("/api/personas/import", data=json.dumps(v2_card()).encode())
+    fake_ollama.reply_with("Move!")
+    answer = await bob.post(
+        "/api/personas/captain-mara-voss/chat",
+        json={"message": "What's happening?", "conversation": "alarm", "greeting": 1},
+    )
+    assert answer.status == 200
+    sent = [m for m in reply_prompts(fake_ollama)[-1].json["messages"] if m["role"] != "system"]
+    assert "alarm blares" in sent[0]["content"]
+    missing = await bob.post(
+        "/api/personas/captain-mara-voss/chat",
+        json={"message": "x", "conversation": "other", "greeting": 7},
+    )
+    assert missing.status == 422 and "no greeting 7" in missing.data["detail"]
+
+
+async def test_a_persona_without_a_greeting_starts_empty(bob: Caller) -> None:
+    await bob.post("/api/personas", json={"name": "Quiet"})
+    started = await bob.post("/api/personas/quiet/conversations/default/greeting", json={})
+    assert started.status == 204
+
+
+async def test_the_greeting_command_works_over_http(bob: Caller) -> None:
+    await bob.post("/api/personas/import", data=json.dumps(v2_card()).encode())
+    ran = await bob.post(
+        "/api/personas/captain-mara-voss/commands/greeting",
+        json={"args": {"number": "1"}, "conversation": "cmd"},
+    )
+    assert ran.status == 200, ran.data
+    page = await bob.get("/api/personas/captain-mara-voss/conversations/cmd/messages")
+    assert page.data["messages"][0]["content"] == "*The alarm blares.* bob, get to the bridge!"

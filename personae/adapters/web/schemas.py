@@ -145,6 +145,26 @@ class ChatBody(Body):
     stream: bool = Field(
         default=False, description="Answer as Server-Sent Events (also: Accept: text/event-stream)."
     )
+    greeting: int | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description="When the conversation has no messages yet, open it with this greeting "
+        "first (0 is the card's first message, 1... its alternate greetings).",
+    )
+
+
+class GreetingBody(Body):
+    greeting: int | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description="Which greeting: 0 is the card's first message, 1... its alternate "
+        "greetings. Default: the persona's setting (the first, or a random one).",
+    )
+    replace: bool = Field(
+        default=False, description="Swap the greeting if nobody has answered it yet."
+    )
 
 
 class ChatReply(BaseModel):
@@ -160,6 +180,14 @@ class MessageOut(BaseModel):
     role: str
     content: str
     created_at: str | None
+
+
+class GreetingOut(BaseModel):
+    greeting: int
+    """The number of the greeting stored."""
+    greetings: int
+    """How many greetings the persona has (first message and alternates)."""
+    message: MessageOut
 
 
 class MessagePage(BaseModel):
@@ -203,6 +231,7 @@ class ForgetOut(BaseModel):
 class CommandBody(Body):
     args: dict[str, str] = Field(default_factory=dict, max_length=20)
     confirm: bool = False
+    conversation: str = ConversationName
 
 
 class AttachmentOut(BaseModel):
