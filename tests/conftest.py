@@ -28,7 +28,7 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 TABLES = (
     "users, identities, personas, conversations, messages, memory_items, memory_revisions, "
     "follow_ups, api_tokens, web_sessions, link_codes, plugin_state, voice_samples, voice_usage, "
-    "memory_versions"
+    "memory_versions, conversation_summaries"
 )
 
 
@@ -84,7 +84,16 @@ async def fake_ollama() -> AsyncIterator[FakeOllama]:
 def reply_prompts(fake: FakeOllama) -> list[RecordedRequest]:
     """The persona-reply chat requests the fake received (not the structured-output
     calls plugins make in the background, e.g. profile extraction)."""
-    return [r for r in fake.requests_to("/api/chat") if not r.json.get("format")]
+    return [
+        r
+        for r in fake.requests_to("/api/chat")
+        if not r.json.get("format") and r.json["messages"][-1]["role"] == "user"
+    ]
+
+
+def system_text(request: RecordedRequest) -> str:
+    """Every system message of a chat request (the card's first, the turn's last)."""
+    return "\n\n".join(m["content"] for m in request.json["messages"] if m["role"] == "system")
 
 
 def make_settings(tmp_path: Path, fake: FakeOllama, db_url: str, **overrides: Any) -> Settings:

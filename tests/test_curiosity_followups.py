@@ -17,7 +17,7 @@ from personae.core.runtime import Runtime
 from personae.core.types import Scope, Turn
 from personae.plugins import curiosity
 from personae.testing.fake_ollama import FakeChatRequest, FakeOllama
-from tests.conftest import make_settings
+from tests.conftest import make_settings, system_text
 
 QUESTION = "personae_curiosity_question"
 
@@ -157,7 +157,7 @@ async def test_the_next_prompt_knows_what_was_asked_while_the_user_was_away(
     assert await curiosity.tick(runtime) == 1
     await say(runtime, ann, "I won!")
     replies = [r for r in fake_ollama.requests_to("/api/chat") if not r.json.get("format")]
-    system = replies[-1].json["messages"][0]["content"]
+    system = system_text(replies[-1])
     assert "you asked them: How did the tournament go?" in system
 
 
@@ -321,7 +321,7 @@ async def test_where_no_adapter_can_deliver_the_question_is_woven_into_the_reply
 
     def system() -> str:
         replies = [r for r in fake_ollama.requests_to("/api/chat") if not r.json.get("format")]
-        return str(replies[-1].json["messages"][0]["content"])
+        return str(system_text(replies[-1]))
 
     await runtime.reply(Turn(ann, "lou", "Hi Lou", "cli", user_name="Ann"))
     assert "Curiosity:" not in system()  # min_exchanges: nothing to follow up yet

@@ -30,6 +30,7 @@ def fast_settings(host: str, **overrides: Any) -> OllamaSettings:
         "connect_timeout": 0.5,
         "retries": 2,
         "retry_backoff": 0.01,
+        "num_ctx": 4096,  # these tests are not about the window: no /api/show
     }
     return OllamaSettings(**(values | overrides))
 
@@ -85,7 +86,7 @@ async def test_default_fake_reply_echoes_the_last_user_message(backend: OllamaBa
 
 async def test_options_keep_alive_and_messages_reach_the_server(fake: FakeOllama) -> None:
     config = fast_settings(
-        fake.url, options={"num_ctx": 8192, "temperature": 0.8}, keep_alive="10m"
+        fake.url, num_ctx=None, options={"num_ctx": 8192, "temperature": 0.8}, keep_alive="10m"
     )
     request = ChatRequest(
         messages=[ChatMessage("system", "Be brief."), ChatMessage("user", "Hi")],
@@ -96,7 +97,7 @@ async def test_options_keep_alive_and_messages_reach_the_server(fake: FakeOllama
     (sent,) = fake.requests_to("/api/chat")
     assert sent.json["model"] == "llama3.2"
     assert sent.json["stream"] is True
-    assert sent.json["options"] == {"num_ctx": 8192, "temperature": 0.1}
+    assert sent.json["options"] == {"num_ctx": 8192, "temperature": 0.1, "num_predict": 512}
     assert sent.json["keep_alive"] == "10m"
     assert sent.json["messages"] == [
         {"role": "system", "content": "Be brief."},
@@ -474,7 +475,7 @@ async def test_a_streamed_chat_sends_the_body_the_client_s_chat_would(
     async with OllamaBackend(fast_settings(fake.url, keep_alive="10m")) as llm:
         await collect(llm, request_, [])
         ours = fake.requests_to("/api/chat")[-1].json
-        kwargs = llm._chat_kwargs(request_, stream=True)
+        kwargs = await llm._chat_kwargs(request_, stream=True)
         async for _ in await llm.client().chat(**kwargs):
             pass
         theirs = fake.requests_to("/api/chat")[-1].json

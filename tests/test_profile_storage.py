@@ -18,7 +18,8 @@ from personae.core.runtime import Runtime
 from personae.core.types import Scope, Turn
 from personae.storage.memory import MemoryStore
 from personae.testing.fake_ollama import FakeChatRequest, FakeOllama
-from tests.conftest import make_settings
+from tests.conftest import make_settings, system_text
+from tests.conftest import reply_prompts as conftest_reply_prompts
 
 EXTRACTION = "personae_profile_extraction"
 
@@ -33,8 +34,7 @@ def add(text: str, kind: str = "fact", confidence: float = 0.9) -> dict[str, Any
 
 def reply_prompts(fake: FakeOllama) -> list[str]:
     """The system prompts of the chat replies (extraction calls left out)."""
-    chats = fake.requests_to("/api/chat")
-    return [r.json["messages"][0]["content"] for r in chats if not r.json.get("format")]
+    return [system_text(r) for r in conftest_reply_prompts(fake)]
 
 
 def write_card(folder: Path, persona_id: str, group: str | None) -> None:

@@ -13,7 +13,7 @@ from personae.core.types import Scope, Turn
 from personae.storage import HistoryStore
 from personae.storage.history import UNKNOWN
 from personae.testing.fake_ollama import FakeChatRequest, FakeOllama
-from tests.conftest import make_settings, reply_prompts
+from tests.conftest import make_settings, reply_prompts, system_text
 
 
 @pytest.fixture
@@ -23,8 +23,7 @@ def db_url(tmp_path: Path) -> str:
 
 
 def system_of(fake: FakeOllama, index: int = -1) -> str:
-    chats = reply_prompts(fake)
-    return str(chats[index].json["messages"][0]["content"])
+    return system_text(reply_prompts(fake)[index])
 
 
 async def test_prompt_carries_the_card_with_macros_rendered(
@@ -251,7 +250,7 @@ async def test_history_another_process_added_wins_over_the_one_in_memory(
         assert len(prompts) == 3  # the guess from memory was started, then dropped
         stale = [m["content"] for m in prompts[1].json["messages"]]
         assert "asked elsewhere" not in stale
-    used = [m["content"] for m in prompts[-1].json["messages"]]
+    used = [m["content"] for m in prompts[-1].json["messages"] if m["role"] != "system"]
     assert used[-5:] == [
         "first question",
         "First answer.",

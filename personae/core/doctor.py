@@ -4,11 +4,12 @@ LLM (including the model each persona names), and say what to do about each fail
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from personae.core.cards import PersonaCard, load_card, parse_card_json
-from personae.core.errors import CardError, LLMError, PersonaeError
+from personae.core.context import check_card_fits
+from personae.core.errors import CardError, ContextTooSmall, LLMError, PersonaeError
 from personae.core.llm.ollama import OllamaBackend, normalize_model_name
 from personae.core.plugins import PluginManager, create_plugin_manager
 from personae.core.settings import Settings
@@ -42,6 +43,8 @@ class PersonaInventory:
     personas: list[PersonaModel]
     note: str = ""
     """Why some personas could not be read (e.g. the database is not migrated)."""
+    cards: dict[str, PersonaCard] = field(default_factory=dict)
+    """The cards by persona id."""
 
     def by_model(self) -> dict[str, list[PersonaModel]]:
         """Personas grouped by their model's full name (``x`` -> ``x:latest``)."""
@@ -76,7 +79,7 @@ async def persona_inventory(
         PersonaModel(card.id, card.settings.model or default, bool(card.settings.model))
         for card in sorted(cards.values(), key=lambda c: c.id)
     ]
-    return PersonaInventory(personas, note)
+    return PersonaInventory(personas, note, cards)
 
 
 def _folder_cards(folder: Path) -> list[PersonaCard]:
@@ -178,6 +181,7 @@ async def run_checks(settings: Settings) -> list[Check]:
             )
         if plugins is not None:
             checks.extend(await _persona_model_checks(settings, plugins, installed))
+            checks.extend(await _persona_window_checks(settings, plugins, backend))
     except LLMError as exc:
         checks.append(
             Check(
@@ -223,6 +227,46 @@ async def _persona_model_checks(
                 "persona models",
                 True,
                 f"{len(own)} persona(s) name their own model ({', '.join(models)}): installed",
+            )
+        )
+    return checks
+
+
+async def _persona_window_checks(
+    settings: Settings, plugins: PluginManager, backend: OllamaBackend
+) -> list[Check]:
+    """One failing check per persona whose card does not fit its model's context
+    window (the runtime would refuse its turns), else one passing check."""
+    try:
+        inventory = await persona_inventory(settings, plugins)
+    except PersonaeError:
+        return []  # the persona models check has said why
+    checks: list[Check] = []
+    largest = (0, "", 0)
+    for persona_id, card in sorted(inventory.cards.items()):
+        window = await backend.context_window(card.settings.model, dict(card.settings.options))
+        try:
+            tokens = check_card_fits(card, window)
+        except ContextTooSmall as exc:
+            checks.append(
+                Check(
+                    "persona window",
+                    False,
+                    f"{persona_id}: {exc}",
+                    "shorten the card, or set a larger num_ctx (extensions.personae.options."
+                    "num_ctx in the card, or ollama.num_ctx)",
+                )
+            )
+            continue
+        largest = max(largest, (tokens, persona_id, window.num_ctx))
+    if inventory.cards and not checks:
+        tokens, persona_id, num_ctx = largest
+        checks.append(
+            Check(
+                "persona window",
+                True,
+                f"{len(inventory.cards)} persona card(s) fit their model's window "
+                f"(largest: {persona_id}, about {tokens} tokens of num_ctx {num_ctx})",
             )
         )
     return checks

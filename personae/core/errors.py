@@ -9,6 +9,7 @@
     ├── CardError                   a character card could not be read or written
     ├── StorageError                the database is unreachable or its schema is out of date
     ├── CommandError                a chat command was misused
+    ├── ContextTooSmall             the card (or the message) cannot fit the model's window
     └── LLMError                    the language model failed
         ├── LLMUnavailable          the server cannot be reached
         ├── ModelNotFound           the model is not pulled on the server
@@ -58,6 +59,21 @@ class StorageError(PersonaeError):
 
 class CommandError(PersonaeError):
     """The user sees how to use the command correctly."""
+
+
+class ContextTooSmall(PersonaeError):
+    """The user sees that the persona's card (or their message) is larger than
+    the model's context window allows, by how much, and what to change; nothing
+    is sent to the model and nothing is stored."""
+
+    def __init__(
+        self, message: str, *, persona_id: str, needed: int, available: int, num_ctx: int
+    ) -> None:
+        super().__init__(message)
+        self.persona_id = persona_id
+        self.needed = needed
+        self.available = available
+        self.num_ctx = num_ctx
 
 
 class LLMError(PersonaeError):

@@ -17,21 +17,22 @@ import random
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from personae.core.background import BackgroundTasks
 from personae.core.cards import PersonaCard, render_macros
 from personae.core.clock import Clock
 from personae.core.commands import CommandRegistry
+from personae.core.context import ContextEngine, PromptPlan, Summary
 from personae.core.errors import LLMResponseError, StartupError
 from personae.core.greetings import pick_greeting
-from personae.core.llm.base import ChatRequest, LLMBackend
+from personae.core.llm.base import ChatRequest, ChatUsage, ContextWindow, LLMBackend
 from personae.core.locks import KeyedLocks
 from personae.core.personas import PersonaRegistry
 from personae.core.plugins import PluginManager, create_plugin_manager
 from personae.core.proactive import ProactiveHub
-from personae.core.prompt import build_messages
 from personae.core.settings import Settings
+from personae.core.summaries import Summarizer
 from personae.core.types import PromptSection, Scope, Turn
 from personae.storage import Database, HistoryStore, MemoryStore, PersonaStore, UserStore
 from personae.storage.followups import FollowUpStore
@@ -51,6 +52,8 @@ class Reply:
     conversation: str
     user_message_id: int
     reply_message_id: int
+    usage: ChatUsage | None = None
+    """The token counts the model reported for this reply (None: it reported none)."""
 
 
 class ReplyStream:
@@ -105,14 +108,20 @@ class Runtime:
         self.personas = PersonaRegistry(PersonaStore())
         self.commands = CommandRegistry()
         self.background = BackgroundTasks(settings.runtime.background_concurrency)
+        self.context = ContextEngine(summary_tokens=settings.memory.summary_max_tokens)
+        self.summaries = Summarizer(self)
         self.backends: dict[str, LLMBackend] = {}
         self.services: dict[str, Any] = {}  # services plugins offer adapters, e.g. "voice"
         self._llm: LLMBackend | None = None
         self._conversations: KeyedLocks[tuple[str, int, str]] = KeyedLocks()
+        self._unwindowed: set[str] = set()
+        self._uncounted: set[str] = set()
         self.started = False
         self.turns_completed = 0
         self.turns_failed = 0
         self._rng = random.Random()
+        self.token_totals = {"prompt": 0, "evaluated": 0, "cached": 0, "completion": 0}
+        """Tokens the model reported over all turns (for metrics)."""
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -219,10 +228,62 @@ class Runtime:
                     log.warning("plugin %r returned a non-PromptSection: %r", plugin, item)
         return sections
 
-    def chat_request(self, card: PersonaCard, messages: list[Any]) -> ChatRequest:
+    def chat_request(
+        self, card: PersonaCard, messages: list[Any], *, on_usage: Any = None
+    ) -> ChatRequest:
         """The LLM request for a persona: its own model and options, if it names them."""
         settings = card.settings
-        return ChatRequest(messages=messages, model=settings.model, options=dict(settings.options))
+        return ChatRequest(
+            messages=messages,
+            model=settings.model,
+            options=dict(settings.options),
+            on_usage=on_usage,
+        )
+
+    async def context_window(self, card: PersonaCard) -> ContextWindow:
+        """The window the persona's model runs with (see ``personae.core.context``).
+        A backend that cannot say gets ``ollama.fallback_num_ctx`` (logged once)."""
+        settings = card.settings
+        window = getattr(self.llm, "context_window", None)
+        if window is not None:
+            return cast(ContextWindow, await window(settings.model, dict(settings.options)))
+        model = settings.model or self.llm.default_model
+        if model not in self._unwindowed:
+            self._unwindowed.add(model)
+            log.warning(
+                "LLM backend %s does not say model %r's context window; prompts are "
+                "fitted to ollama.fallback_num_ctx = %d",
+                self.llm.name,
+                model,
+                self.settings.ollama.fallback_num_ctx,
+            )
+        return ContextWindow(
+            model,
+            self.settings.ollama.fallback_num_ctx,
+            self.settings.ollama.num_predict,
+            "fallback",
+        )
+
+    def plan_prompt(
+        self,
+        turn: Turn,
+        card: PersonaCard,
+        window: ContextWindow,
+        sections: list[PromptSection],
+        history: list[StoredMessage],
+        summaries: list[Summary],
+    ) -> PromptPlan:
+        """The turn's messages fitted to ``window`` (raises ContextTooSmall)."""
+        return self.context.plan(
+            (turn.persona_id, turn.user_id, turn.conversation),
+            card,
+            window,
+            user=turn.user_name,
+            text=turn.text,
+            history=history,
+            sections=sections,
+            summaries=summaries,
+        )
 
     async def _run_turn(self, turn: Turn, stream: ReplyStream) -> AsyncIterator[str]:
         async with self._conversations.hold((turn.persona_id, turn.user_id, turn.conversation)):
@@ -248,9 +309,14 @@ class Runtime:
             # Sections are gathered once: plugins may act on them (a woven question
             # is recorded as asked), and they hold across a restart.
             sections = await self.prompt_sections(turn, card, scopes, history)
+            window = await self.context_window(card)
+            summaries = await self.summaries.stored(scope, turn.conversation)
             chunks: list[str] = []
+            sent: list[tuple[PromptPlan, list[ChatUsage]]] = []
             try:
-                reply_chunks = self._model_reply(turn, card, sections, history, check)
+                reply_chunks = self._model_reply(
+                    turn, card, sections, history, check, window, summaries, sent
+                )
                 async with contextlib.aclosing(reply_chunks):
                     async for chunk in reply_chunks:
                         chunks.append(chunk)
@@ -269,9 +335,16 @@ class Runtime:
             asked, said = await self.history.append_exchange(
                 scope, turn.conversation, turn.text, text
             )
-            reply = Reply(text, turn.persona_id, turn.conversation, asked, said)
+            plan, usages = sent[-1]
+            usage = usages[-1] if usages else None
+            self._count_tokens(plan, usage)
+            reply = Reply(text, turn.persona_id, turn.conversation, asked, said, usage)
             stream.reply = reply
             self.turns_completed += 1
+            if plan.summarise_through is not None:
+                self.summaries.spawn(
+                    scope, turn.conversation, card, plan, (turn.text, text), user=turn.user_name
+                )
         self.background.spawn(
             lambda: self.plugins.call("reply_complete", turn=turn, reply=reply, runtime=self),
             name=f"reply_complete:{turn.persona_id}",
@@ -284,14 +357,19 @@ class Runtime:
         sections: list[PromptSection],
         history: list[StoredMessage],
         check: asyncio.Future[int | None] | None,
+        window: ContextWindow,
+        summaries: list[Summary],
+        sent: list[tuple[PromptPlan, list[ChatUsage]]],
     ) -> AsyncGenerator[str, None]:
         """The model's reply to the prompt built on ``history``. With ``check`` (the
         id of the last stored message, being read), the first chunk waits for it;
-        when ``history`` turns out stale, the reply starts over on the stored one."""
-        messages = build_messages(
-            card, user=turn.user_name, text=turn.text, history=history, sections=sections
-        )
-        reply_chunks = self.llm.stream_chat(self.chat_request(card, messages))
+        when ``history`` turns out stale, the reply starts over on the stored one.
+        Each prompt sent and the counts reported for it are added to ``sent``."""
+        plan = self.plan_prompt(turn, card, window, sections, history, summaries)
+        usages: list[ChatUsage] = []
+        sent.append((plan, usages))
+        request = self.chat_request(card, plan.messages, on_usage=usages.append)
+        reply_chunks = self.llm.stream_chat(request)
         try:
             async for chunk in reply_chunks:
                 if check is not None:
@@ -307,7 +385,7 @@ class Runtime:
                 await close()
         limit = self.settings.memory.history_messages
         stored = await self.history.recent(turn.scope, turn.conversation, limit)
-        again = self._model_reply(turn, card, sections, stored, None)
+        again = self._model_reply(turn, card, sections, stored, None, window, summaries, sent)
         async with contextlib.aclosing(again):
             async for chunk in again:
                 yield chunk
@@ -339,6 +417,42 @@ class Runtime:
                 scope, conversation, rendered, replace=replace
             )
         return None if stored is None else (number, stored)
+
+    def _count_tokens(self, plan: PromptPlan, usage: ChatUsage | None) -> None:
+        """Calibrate the model's token estimate and add to the totals; a backend
+        that reported no counts is logged (once per model) and the estimate stays."""
+        model = plan.window.model
+        if usage is None or usage.prompt_tokens is None:
+            if model not in self._uncounted:
+                self._uncounted.add(model)
+                log.warning(
+                    "model %r reported no token counts; prompts are fitted with the "
+                    "uncalibrated estimate (%.1f characters a token)",
+                    model,
+                    self.context.counter(model).chars_per_token,
+                )
+            return
+        self.context.observe(model, plan.messages, usage)
+        totals = self.token_totals
+        totals["prompt"] += usage.prompt_tokens
+        totals["evaluated"] += usage.evaluated_tokens or 0
+        totals["cached"] += usage.cached_tokens or 0
+        totals["completion"] += usage.completion_tokens or 0
+        if usage.prompt_tokens > plan.window.num_ctx:
+            log.error(
+                "model %r counted %d prompt tokens, over num_ctx = %d: the estimate was "
+                "%d; Ollama cut the prompt",
+                model,
+                usage.prompt_tokens,
+                plan.window.num_ctx,
+                plan.estimated_tokens,
+            )
+
+    async def clear_conversation(self, scope: Scope, key: str) -> int:
+        """Delete one conversation: its messages, its summaries, its trim point."""
+        count = await self.history.clear(scope, key)
+        await self.summaries.clear(scope, key)
+        return count
 
     # -- the data contract -------------------------------------------------
 

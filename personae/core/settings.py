@@ -39,7 +39,19 @@ class OllamaSettings(BaseModel):
     retry_backoff: float = Field(0.5, ge=0)
     keep_alive: str | float | None = "5m"
     options: dict[str, Any] = Field(default_factory=dict)
-    """Default model options, e.g. ``{num_ctx = 8192, temperature = 0.8}``."""
+    """Default model options, e.g. ``{temperature = 0.8}``."""
+    num_ctx: int | None = Field(None, ge=256)
+    """The context window (tokens) sent on every request to every model. None:
+    a persona's ``options.num_ctx``, else ``options.num_ctx`` here, else the
+    model's own length from ``/api/show`` capped at ``default_num_ctx``."""
+    default_num_ctx: int = Field(8192, ge=256)
+    """The window used when nothing sets one: min(the model's length, this)."""
+    fallback_num_ctx: int = Field(2048, ge=256)
+    """The window assumed when ``/api/show`` does not say the model's length
+    (logged once per model): Ollama's smallest default."""
+    num_predict: int = Field(512, ge=16)
+    """Tokens reserved for the reply in every window (and sent as
+    ``num_predict`` unless the options set one)."""
 
 
 class MemorySettings(BaseModel):
@@ -48,7 +60,12 @@ class MemorySettings(BaseModel):
     recall_budget_tokens: int = Field(400, ge=0)
     recall_max_items: int = Field(12, ge=0)
     recall_candidates: int = Field(200, ge=1)
-    history_messages: int = Field(20, ge=0)
+    history_messages: int = Field(200, ge=0)
+    """The most messages read for one prompt; the token budget decides how many
+    of them are sent (the history is trimmed in blocks, see docs/context.md)."""
+    summary_max_tokens: int = Field(300, ge=0)
+    """The longest conversation summary placed in a prompt; 0 turns the rolling
+    summary of what falls out of the window off."""
     history_cache_conversations: int = Field(1000, ge=0)
     """How many conversations' last messages each process keeps in memory, so a
     turn starts the model without waiting for the database (the stored history is

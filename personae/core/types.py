@@ -68,9 +68,19 @@ class PromptSection:
     ``kind="memory"`` text is remembered material: the prompt builder wraps it in
     delimiters and tells the model it is data, never instructions.
     ``order`` sorts sections (lower first).
+    ``placement="turn"`` (the default) puts the section in the system message
+    after the history, next to the new message: right for anything that changes
+    from turn to turn. ``placement="prefix"`` puts it in the first system message
+    with the card: only for text that stays the same for many turns, since a
+    change there makes the model re-read the whole conversation.
+    ``priority`` decides what is cut first when the window is full (higher is
+    cut first; the card and the new message are never cut).
     """
 
     name: str
     text: str
     kind: Literal["instructions", "memory"] = "memory"
     order: int = 100
+    placement: Literal["prefix", "turn"] = "turn"
+    priority: int | None = None
+    """None: 10 for instructions, 30 for memory (see :mod:`personae.core.context`)."""

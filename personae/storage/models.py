@@ -286,3 +286,23 @@ class VoiceUsage(Model):
     class Meta:
         table = "voice_usage"
         unique_together = (("user_id", "day"),)
+
+
+class ConversationSummary(Model):
+    """A rolling summary of the part of a conversation that fell out of the
+    model's window: everything up to message ``through_id``. A conversation keeps
+    its last two (the one in use and the one prepared for the next block)."""
+
+    id = fields.BigIntField(primary_key=True)
+    persona_id = fields.CharField(max_length=64)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "personae.User", related_name="conversation_summaries", on_delete=fields.CASCADE
+    )
+    conversation = fields.CharField(max_length=191)
+    through_id = fields.BigIntField()
+    text = fields.TextField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "conversation_summaries"
+        indexes = (Index(fields=("persona_id", "user_id", "conversation", "through_id")),)

@@ -84,13 +84,13 @@ async def test_migrate_takes_a_backup_only_when_a_migration_is_pending(tmp_path:
     assert await backup_before_migrate(settings) is None  # up to date
     with sqlite3.connect(tmp_path / "live.db") as conn:  # as if the newest had not run yet
         conn.executescript(
-            "DROP INDEX idx_memory_items_recall;"
-            "DELETE FROM tortoise_migrations WHERE name = '0006_recall_index';"
+            "DROP TABLE conversation_summaries;"
+            "DELETE FROM tortoise_migrations WHERE name = '0008_conversation_summaries';"
         )
     saved = await backup_before_migrate(settings)
     assert saved is not None and saved.parent == tmp_path / "data" / "backups"
     with sqlite3.connect(saved) as conn:
         names = {r[0] for r in conn.execute("SELECT name FROM tortoise_migrations")}
-    assert "0006_recall_index" not in names and "0005_memory_versions" in names
-    assert await Database(settings.db_url).migrate() == ["personae.0006_recall_index"]
+    assert "0008_conversation_summaries" not in names and "0006_recall_index" in names
+    assert await Database(settings.db_url).migrate() == ["personae.0008_conversation_summaries"]
     assert await _texts(settings) == {"Works as a nurse"}

@@ -84,7 +84,7 @@ async def test_the_personas_memory_of_the_caller_applies(
     )
 
     prompt = fake_ollama.requests_to("/api/chat")[-1].json["messages"]
-    assert "alice plays the cello" in prompt[0]["content"]
+    assert "alice plays the cello" in prompt[-2]["content"]  # the turn's system message
 
 
 async def test_errors_reach_openai_clients_as_exceptions(

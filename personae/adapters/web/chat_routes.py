@@ -192,7 +192,7 @@ async def clear_conversation(request: web.Request) -> web.Response:
     principal = await current_user(request)
     entry = await visible_persona(request, principal)
     name = conversation_name(request.match_info["conversation"])
-    await runtime(request).history.clear(Scope(entry.id, principal.user_id), PREFIX + name)
+    await runtime(request).clear_conversation(Scope(entry.id, principal.user_id), PREFIX + name)
     return web.Response(status=204)
 
 

@@ -68,7 +68,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = request.config_dict[METRICS].render()
+    metrics_ = request.config_dict[METRICS]
+    metrics_.sync_tokens(runtime(request).token_totals)
+    body = metrics_.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 

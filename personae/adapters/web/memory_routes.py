@@ -13,11 +13,32 @@ from personae.adapters.web.helpers import iso, ok, runtime, settings, visible_pe
 from personae.adapters.web.keys import ACCOUNTS
 from personae.adapters.web.problems import Problem
 from personae.adapters.web.routing import INTEGER_ID, PERSONA_ID, Endpoint, Param
-from personae.adapters.web.schemas import ForgetOut, MemoryItemOut, MemoryList, MemoryPatch
+from personae.adapters.web.schemas import (
+    ForgetOut,
+    MemoryItemOut,
+    MemoryList,
+    MemoryPatch,
+    SummaryOut,
+)
 from personae.adapters.web.uploads import read_json
 from personae.core.cards import card_to_dict
 from personae.core.types import Scope
 from personae.storage.records import MemoryRecord
+from personae.storage.summaries import StoredSummary
+
+
+def summary_outs(summaries: list[StoredSummary]) -> list[SummaryOut]:
+    """Conversation summaries as the memory view shows them (web conversations
+    by their name, others by their key)."""
+    return [
+        SummaryOut(
+            conversation=s.conversation.removeprefix("web:"),
+            text=s.text,
+            through_id=s.through_id,
+            created_at=s.created_at.isoformat() if s.created_at else None,
+        )
+        for s in summaries
+    ]
 
 
 def _item_out(item: MemoryRecord) -> MemoryItemOut:
@@ -41,8 +62,12 @@ def _item_id(request: web.Request) -> int:
 async def list_memory(request: web.Request) -> web.Response:
     principal = await current_user(request)
     entry = await visible_persona(request, principal)
-    items = await runtime(request).memory.list(Scope(entry.id, principal.user_id))
-    return ok(MemoryList(items=[_item_out(item) for item in items]))
+    scope = Scope(entry.id, principal.user_id)
+    items = await runtime(request).memory.list(scope)
+    summaries = await runtime(request).summaries.store.newest_per_conversation(scope)
+    return ok(
+        MemoryList(items=[_item_out(item) for item in items], summaries=summary_outs(summaries))
+    )
 
 
 async def patch_memory(request: web.Request) -> web.Response:

@@ -1,9 +1,11 @@
 """Prometheus metrics of one app (its own registry, so several apps can live in
-one process): requests, latency, turns and LLM errors."""
+one process): requests, latency, turns, LLM errors, and the model's tokens
+(prompt, evaluated, served from the prompt cache, generated)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -50,6 +52,25 @@ class Metrics:
             "Open /api/events streams.",
             registry=self.registry,
         )
+
+        self.tokens = Counter(
+            "personae_llm_tokens",
+            "Tokens the model reported for replies, by kind: prompt (whole prompts), "
+            "evaluated (prompt tokens the model computed), cached (prompt tokens read "
+            "from its prompt cache), completion (generated).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self._tokens_seen: dict[str, int] = {}
+
+    def sync_tokens(self, totals: Mapping[str, int]) -> None:
+        """Bring the token counters up to the runtime's totals (every front end's
+        turns count, not only this app's)."""
+        for kind, total in totals.items():
+            delta = total - self._tokens_seen.get(kind, 0)
+            if delta > 0:
+                self.tokens.labels(kind).inc(delta)
+            self._tokens_seen[kind] = total
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

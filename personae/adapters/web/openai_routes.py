@@ -122,6 +122,15 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         started.append(True)
         return chunk(delta, None)
 
+    def done(reply: Reply) -> bytes:
+        last = chunk({}, "stop")
+        stream_options = (body.model_extra or {}).get("stream_options")
+        if isinstance(stream_options, dict) and stream_options.get("include_usage"):
+            final = {"id": completion_id, "object": "chat.completion.chunk", "created": created}
+            final |= {"model": entry.id, "choices": [], "usage": usage(reply)}
+            last += sse.event(None, final)
+        return last + sse.event(None, "[DONE]")
+
     def on_error(problem: Problem) -> bytes:
         error = {"message": problem.detail or problem.title, "type": "api_error", "code": None}
         return sse.event(None, {"error": error}) + sse.event(None, "[DONE]")
@@ -131,9 +140,25 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         turn,
         endpoint="openai",
         chunk_event=on_chunk,
-        done_event=lambda _reply: chunk({}, "stop") + sse.event(None, "[DONE]"),
+        done_event=lambda reply: done(reply),
         error_event=on_error,
     )
+
+
+def usage(reply: Reply) -> dict[str, Any]:
+    """OpenAI's ``usage`` from the counts the model reported (0 where it reported
+    none); ``prompt_tokens_details.cached_tokens``: prompt tokens served from
+    Ollama's prompt cache."""
+    counts = reply.usage
+    prompt = (counts.prompt_tokens if counts else None) or 0
+    completion = (counts.completion_tokens if counts else None) or 0
+    cached = (counts.cached_tokens if counts else None) or 0
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+    }
 
 
 def _completion(completion_id: str, created: int, model: str, reply: Reply) -> dict[str, Any]:
@@ -149,7 +174,7 @@ def _completion(completion_id: str, created: int, model: str, reply: Reply) -> d
                 "finish_reason": "stop",
             }
         ],
-        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        "usage": usage(reply),
         "personae": {
             "user_message_id": reply.user_message_id,
             "reply_message_id": reply.reply_message_id,

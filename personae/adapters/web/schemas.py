@@ -214,8 +214,20 @@ class MemoryItemOut(BaseModel):
     updated_at: str | None
 
 
+class SummaryOut(BaseModel):
+    conversation: str
+    text: str = Field(description="What the conversation said before what the model still sees.")
+    through_id: int = Field(description="The last message id the summary covers.")
+    created_at: str | None
+
+
 class MemoryList(BaseModel):
     items: list[MemoryItemOut]
+    summaries: list[SummaryOut] = Field(
+        default_factory=list,
+        description="Rolling summaries of the parts of conversations that fell out of "
+        "the model's window, newest of each conversation.",
+    )
 
 
 class MemoryPatch(Body):

@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
-from personae.core.llm.base import ChatRequest, LLMBackend, ModelInfo
+from personae.core.llm.base import (
+    ChatRequest,
+    ChatUsage,
+    ContextWindow,
+    LLMBackend,
+    ModelInfo,
+    WindowedBackend,
+)
 from personae.core.llm.ollama import OllamaBackend
 
-__all__ = ["ChatRequest", "LLMBackend", "ModelInfo", "OllamaBackend"]
+__all__ = [
+    "ChatRequest",
+    "ChatUsage",
+    "ContextWindow",
+    "LLMBackend",
+    "ModelInfo",
+    "OllamaBackend",
+    "WindowedBackend",
+]

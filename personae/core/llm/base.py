@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from personae.core.types import ChatMessage
 
@@ -31,6 +31,52 @@ class ChatRequest:
     backend's defaults."""
     format: dict[str, Any] | str | None = None
     """A JSON schema (dict) or ``"json"`` for structured output."""
+    on_usage: Callable[[ChatUsage], None] | None = field(default=None, compare=False)
+    """Called once with the token counts of the finished call, when the backend
+    knows them (a backend that does not report counts never calls it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatUsage:
+    """The token counts a backend reported for one finished chat call.
+
+    ``prompt_tokens`` counts the whole prompt; ``cached_tokens`` how many of them
+    the server read from its prompt cache instead of evaluating them (None when
+    the server does not say); ``completion_tokens`` the reply."""
+
+    model: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cached_tokens: int | None = None
+    num_ctx: int | None = None
+
+    @property
+    def evaluated_tokens(self) -> int | None:
+        """Prompt tokens the model evaluated (not served from its cache)."""
+        if self.prompt_tokens is None:
+            return None
+        return self.prompt_tokens - (self.cached_tokens or 0)
+
+
+WindowSource = Literal["persona", "setting", "model", "fallback"]
+
+
+@dataclass(frozen=True, slots=True)
+class ContextWindow:
+    """The context window one model is run with: ``num_ctx`` tokens in all, of
+    which ``reply_tokens`` are kept for the reply. ``source`` says where
+    ``num_ctx`` came from: a persona's options, the settings, the model's own
+    length (``/api/show``), or the documented fallback when nothing said it."""
+
+    model: str
+    num_ctx: int
+    reply_tokens: int
+    source: WindowSource = "model"
+
+    @property
+    def prompt_tokens(self) -> int:
+        """The most tokens a prompt may take."""
+        return max(0, self.num_ctx - self.reply_tokens)
 
 
 @runtime_checkable
@@ -62,4 +108,18 @@ class LLMBackend(Protocol):
 
     async def aclose(self) -> None:
         """Release connections."""
+        ...
+
+
+@runtime_checkable
+class WindowedBackend(Protocol):
+    """A backend that knows each model's context window (Ollama does). The
+    runtime budgets every prompt to it; a backend without this method is given
+    the settings' ``ollama.fallback_num_ctx`` window."""
+
+    async def context_window(
+        self, model: str | None, options: dict[str, Any] | None = None
+    ) -> ContextWindow:
+        """The window ``model`` (None: the default one) runs with under
+        ``options`` (a persona's own options): the same on every call."""
         ...

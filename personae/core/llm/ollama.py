@@ -16,7 +16,7 @@ import logging
 import re
 import threading
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from types import TracebackType
 from typing import Any, Literal, TypeVar, cast
@@ -39,7 +39,7 @@ from personae.core.errors import (
     LLMUnavailable,
     ModelNotFound,
 )
-from personae.core.llm.base import ChatRequest, ModelInfo
+from personae.core.llm.base import ChatRequest, ChatUsage, ContextWindow, ModelInfo
 from personae.core.llm.transport import is_connect_error, transport, transport_failure
 from personae.core.settings import OllamaSettings
 
@@ -91,6 +91,40 @@ def _streaming_request(client: AsyncClient) -> Callable[..., Awaitable[Any]] | N
     return cast(Callable[..., Awaitable[Any]], client._request)
 
 
+class _ChatPart(ChatResponse):
+    """A chat response line, keeping the count of prompt tokens served from the
+    KV cache where the server reports it (the ``ollama`` client drops unknown
+    fields)."""
+
+    prompt_eval_cached_count: int | None = None
+
+
+def _usage(part: ChatResponse, model: str, num_ctx: int | None) -> ChatUsage:
+    cached = getattr(part, "prompt_eval_cached_count", None)
+    return ChatUsage(
+        model=model,
+        prompt_tokens=part.prompt_eval_count,
+        completion_tokens=part.eval_count,
+        cached_tokens=int(cached) if cached is not None else None,
+        num_ctx=num_ctx,
+    )
+
+
+def context_length(model_info: Mapping[str, Any] | None) -> int | None:
+    """The model's trained context length from ``/api/show``'s ``model_info``
+    (``<architecture>.context_length``), or None when it is not there."""
+    if not model_info:
+        return None
+    architecture = model_info.get("general.architecture")
+    keys = [f"{architecture}.context_length"] if architecture else []
+    keys += [k for k in model_info if k.endswith(".context_length")]
+    for key in keys:
+        value = model_info.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            return int(value)
+    return None
+
+
 def normalize_model_name(name: str) -> str:
     """``"llama3.2"`` -> ``"llama3.2:latest"``; a name with a tag is unchanged."""
     return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
@@ -122,6 +156,8 @@ class OllamaBackend:
             weakref.WeakKeyDictionary()
         )
         self._lock = threading.Lock()
+        self._lengths: dict[str, int | None] = {}
+        """Each model's context length as ``/api/show`` said it (None: it did not)."""
 
     # -- clients ---------------------------------------------------------------------
 
@@ -174,15 +210,74 @@ class OllamaBackend:
 
     # -- LLMBackend ------------------------------------------------------------------
 
-    def _chat_kwargs(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+    async def model_length(self, model: str) -> int | None:
+        """The model's context length from ``/api/show`` (asked once per model and
+        kept; None when the server does not say it, or does not know the model)."""
+        key = normalize_model_name(model)
+        if key in self._lengths:
+            return self._lengths[key]
+        try:
+            shown = await self.client().show(model)
+        except Exception as exc:  # an unknown model, or Ollama down: the chat says so
+            log.warning(
+                "Ollama did not describe model %r (%s); its window is taken as "
+                "ollama.fallback_num_ctx = %d until it does",
+                model,
+                self._map_error(exc, model=model, phase="request"),
+                self.settings.fallback_num_ctx,
+            )
+            return None
+        length = context_length(shown.modelinfo)
+        if length is None:
+            log.warning(
+                "Ollama's /api/show gives no context_length for model %r; its window is "
+                "taken as ollama.fallback_num_ctx = %d (set ollama.num_ctx to choose)",
+                model,
+                self.settings.fallback_num_ctx,
+            )
+        self._lengths[key] = length
+        return length
+
+    async def context_window(
+        self, model: str | None, options: dict[str, Any] | None = None
+    ) -> ContextWindow:
+        """The window ``model`` runs with: a persona's ``options.num_ctx``, else
+        ``ollama.num_ctx``, else ``ollama.options.num_ctx``, else the model's own
+        length capped at ``ollama.default_num_ctx``; when the model's length is
+        unknown, ``ollama.fallback_num_ctx`` (logged). ``reply_tokens`` is
+        ``num_predict`` from the options, else ``ollama.num_predict``."""
+        s = self.settings
+        name = _require_model(model or self.default_model)
+        own = dict(options or {})
+        reply = own.get("num_predict", s.options.get("num_predict"))
+        reply_tokens = int(reply) if isinstance(reply, int) and reply > 0 else s.num_predict
+        chosen = own.get("num_ctx")
+        if isinstance(chosen, int) and chosen > 0:
+            return ContextWindow(name, chosen, reply_tokens, "persona")
+        chosen = s.num_ctx or s.options.get("num_ctx")
+        if isinstance(chosen, int) and chosen > 0:
+            return ContextWindow(name, chosen, reply_tokens, "setting")
+        length = await self.model_length(name)
+        if length is None:
+            return ContextWindow(name, s.fallback_num_ctx, reply_tokens, "fallback")
+        return ContextWindow(name, min(length, s.default_num_ctx), reply_tokens, "model")
+
+    async def _chat_kwargs(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        """The client's arguments; ``num_ctx`` and ``num_predict`` are always sent
+        (Ollama reloads a model whose ``num_ctx`` changes, and silently cuts a
+        prompt longer than it)."""
         if isinstance(request.format, str) and request.format not in ("", "json"):
             raise ValueError(f"format must be a JSON schema or 'json', not {request.format!r}")
+        model = _require_model(request.model or self.default_model)
+        window = await self.context_window(model, request.options)
         options = {**self.settings.options, **request.options}
+        options["num_ctx"] = window.num_ctx
+        options.setdefault("num_predict", window.reply_tokens)
         return {
-            "model": _require_model(request.model or self.default_model),
+            "model": model,
             "messages": [message.as_dict() for message in request.messages],
             "stream": stream,
-            "options": options or None,
+            "options": options,
             "keep_alive": self.settings.keep_alive,
             "format": request.format,
         }
@@ -190,7 +285,7 @@ class OllamaBackend:
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[str]:
         """Yield the reply's text chunks (empty chunks skipped) as Ollama sends them."""
         client = self.client()
-        kwargs = self._chat_kwargs(request, stream=True)
+        kwargs = await self._chat_kwargs(request, stream=True)
         model: str = kwargs["model"]
 
         request_stream = _streaming_request(client)
@@ -198,9 +293,7 @@ class OllamaBackend:
         async def open_stream() -> tuple[AsyncGenerator[ChatResponse, None], ChatResponse | None]:
             if request_stream is not None:
                 body = chat_body(kwargs)
-                sent = await request_stream(
-                    ChatResponse, "POST", "/api/chat", json=body, stream=True
-                )
+                sent = await request_stream(_ChatPart, "POST", "/api/chat", json=body, stream=True)
             else:
                 sent = await client.chat(**kwargs)
             parts = cast(AsyncGenerator[ChatResponse, None], sent)
@@ -222,16 +315,20 @@ class OllamaBackend:
                 "Ollama stopped in the middle of the reply: "
                 "the stream ended without its final message."
             )
+        if request.on_usage is not None:
+            request.on_usage(_usage(last, model, kwargs["options"]["num_ctx"]))
 
     async def chat(self, request: ChatRequest) -> str:
         """Return the whole reply text; ``request.format`` asks for JSON output."""
         client = self.client()
-        kwargs = self._chat_kwargs(request, stream=False)
+        kwargs = await self._chat_kwargs(request, stream=False)
 
         async def call() -> ChatResponse:
             return cast(ChatResponse, await client.chat(**kwargs))
 
         response = await self._call(call, model=kwargs["model"])
+        if request.on_usage is not None:
+            request.on_usage(_usage(response, kwargs["model"], kwargs["options"]["num_ctx"]))
         return response.message.content or ""
 
     async def embed(self, texts: Sequence[str], *, model: str | None = None) -> list[list[float]]:

@@ -10,8 +10,8 @@ const KINDS = ["fact", "interest", "preference", "trait"];
 const personaOptions = (selected) =>
   session.personas.map((p) => h("option", { value: p.id, selected: p.id === selected }, p.name));
 
-const fetchItems = async (personaId) =>
-  (await api.get(`/api/personas/${seg(personaId)}/memory`)).items;
+const fetchMemory = async (personaId) => await api.get(`/api/personas/${seg(personaId)}/memory`);
+const fetchItems = async (personaId) => (await fetchMemory(personaId)).items;
 
 export async function memoryView(main) {
   const error = errorBox();
@@ -78,10 +78,18 @@ export async function memoryView(main) {
   const emptyRow = (personaId) =>
     h("li", { class: "empty" }, `${personaById(personaId)?.name || "This persona"} has not learned anything about you yet.`);
 
+  // what fell out of the model's window, summarised (read-only; forgotten with the conversation)
+  const summaries = h("ul", { class: "plain summary-list", "aria-label": "Conversation summaries" });
+  const summaryRows = (found) => found.length
+    ? found.map((s) => h("li", {}, h("span", { class: "badge" }, s.conversation), " ", s.text))
+    : h("li", { class: "empty" }, "No conversation is long enough to be summarised yet.");
+
   const loadList = async () => {
     error.clear();
     try {
-      const items = await fetchItems(picker.value);
+      const memory = await fetchMemory(picker.value);
+      const items = memory.items;
+      mount(summaries, summaryRows(memory.summaries || []));
       mount(list, items.length ? items.map((item) => itemRow(picker.value, item)) : emptyRow(picker.value));
     } catch (failure) {
       error.show(failure.message);
@@ -147,7 +155,10 @@ export async function memoryView(main) {
     h("div", { class: "memory-layout" },
       h("section", { class: "card", "aria-labelledby": "known-heading" },
         h("div", { class: "section-head" }, h("h2", { id: "known-heading" }, "What a persona knows"), refresh),
-        field("Persona", picker), list),
+        field("Persona", picker), list,
+        h("h3", { id: "summaries-heading" }, "Conversation summaries"),
+        h("p", { class: "hint" }, "Earlier parts of long conversations, summarised for the persona. Clearing a conversation removes its summary."),
+        summaries),
       h("section", { class: "card", "aria-labelledby": "compare-heading" },
         h("h2", { id: "compare-heading" }, "Compare two personas"),
         h("div", { class: "row compare-pickers" }, field("Left", left), field("Right", right)), columns),
