@@ -100,10 +100,6 @@ def test_depth_entries_and_the_depth_prompt_come_with_depth_and_role() -> None:
     assert (3, "system", "Captain Mara Voss is worried about the reactor.") in parts.depth
 
 
-def test_post_history_instructions_are_rendered() -> None:
-    assert inject("hi").post_history == "Stay terse. Captain Mara Voss never breaks character."
-
-
 def test_insert_at_depth_counts_from_the_newest_message() -> None:
     chat = [ChatMessage("user", "1"), ChatMessage("assistant", "2"), ChatMessage("user", "3")]
     out = insert_at_depth(

@@ -11,7 +11,8 @@ SillyTavern users expect it while the prompt's prefix stays stable.
   depth with their role (0: after the new message, 1: before it, ...). Their
   place moves with every turn, so the model re-reads the last ``depth`` messages
   each time; keep depths small.
-- ``post_history_instructions`` follow the new user message, as a system message.
+- ``post_history_instructions`` follow the new user message, as a system message
+  (:func:`personae.core.prompt.post_history_text`).
 
 Everything here is pure: the prompt builder passes the history and the clock.
 """
@@ -94,7 +95,6 @@ class TurnInjections:
     """Activated entries for the system message after the history."""
     depth: list[tuple[int, Role, str]] = field(default_factory=list)
     """(depth, role, text) to insert into the history."""
-    post_history: str | None = None
     activated: list[ActivatedEntry] = field(default_factory=list)
 
 
@@ -108,6 +108,8 @@ def turn_injections(
     idle_seconds: float | None = None,
     rng: random.Random | None = None,
     scan_depth: int | None = None,
+    recursive: bool | None = None,
+    max_recursion_steps: int = 3,
     budget: int | None = None,
     count_tokens: Callable[[str], int] | None = None,
 ) -> TurnInjections:
@@ -141,6 +143,8 @@ def turn_injections(
                 scanned,
                 scan_depth=scan_depth,
                 rng=rng,
+                recursive=recursive,
+                max_recursion_steps=max_recursion_steps,
                 budget=budget,
                 count_tokens=count_tokens,
                 substitute=lambda key: render_all(key, context),
@@ -164,8 +168,7 @@ def turn_injections(
             role = depth_prompt.get("role")
             chosen: Role = role if role in ("system", "user", "assistant") else "system"
             depth.append((level, chosen, render(prompt)))
-    post = render(card.post_history_instructions) if card.post_history_instructions else None
-    return TurnInjections(lore=lore, depth=depth, post_history=post or None, activated=activated)
+    return TurnInjections(lore=lore, depth=depth, activated=activated)
 
 
 def insert_at_depth(

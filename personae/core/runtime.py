@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from personae.core.background import BackgroundTasks
+from personae.core.card_prompt import card_book, turn_injections
 from personae.core.cards import PersonaCard, render_macros
 from personae.core.clock import Clock
 from personae.core.commands import CommandRegistry
@@ -28,6 +29,7 @@ from personae.core.errors import LLMResponseError, StartupError
 from personae.core.greetings import pick_greeting
 from personae.core.llm.base import ChatRequest, ChatUsage, ContextWindow, LLMBackend
 from personae.core.locks import KeyedLocks
+from personae.core.lore_placement import lore_parts, place_depth_entries
 from personae.core.personas import PersonaRegistry
 from personae.core.plugins import PluginManager, create_plugin_manager
 from personae.core.proactive import ProactiveHub
@@ -41,6 +43,16 @@ from personae.storage.plugin_state import PluginStateStore
 from personae.storage.records import StoredMessage
 
 log = logging.getLogger("personae.runtime")
+
+
+def _idle_seconds(history: list[StoredMessage]) -> float | None:
+    """Seconds since the conversation's last message ({{idle_duration}})."""
+    last = history[-1].created_at if history else None
+    if last is None:
+        return None
+    if last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)
+    return max(0.0, (datetime.now(UTC) - last).total_seconds())
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,8 +285,25 @@ class Runtime:
         history: list[StoredMessage],
         summaries: list[Summary],
     ) -> PromptPlan:
-        """The turn's messages fitted to ``window`` (raises ContextTooSmall)."""
-        return self.context.plan(
+        """The turn's messages fitted to ``window`` (raises ContextTooSmall), with
+        the card's lorebook entries and depth prompt placed (see card_prompt)."""
+        lore = self.settings.lorebook
+        book = card_book(card)
+        injections = turn_injections(
+            card,
+            user=turn.user_name,
+            history=[(m.role, m.content) for m in history],
+            text=turn.text,
+            now=datetime.now().astimezone(),
+            idle_seconds=_idle_seconds(history),
+            rng=self._rng,
+            scan_depth=lore.scan_depth if book.scan_depth is None else None,
+            recursive=lore.recursive or book.recursive_scanning,
+            max_recursion_steps=lore.max_recursion_steps,
+            budget=lore.budget_tokens,
+            count_tokens=self.context.counter(window.model).count,
+        )
+        plan = self.context.plan(
             (turn.persona_id, turn.user_id, turn.conversation),
             card,
             window,
@@ -283,7 +312,9 @@ class Runtime:
             history=history,
             sections=sections,
             summaries=summaries,
+            extra_parts=lore_parts(injections),
         )
+        return place_depth_entries(plan, injections)
 
     async def _run_turn(self, turn: Turn, stream: ReplyStream) -> AsyncIterator[str]:
         async with self._conversations.hold((turn.persona_id, turn.user_id, turn.conversation)):

@@ -141,8 +141,10 @@ async def run_turn(
 
 
 def _ends_with(body: dict[str, Any], text: str) -> bool:
-    messages = body.get("messages") or []
-    return bool(messages) and messages[-1] == {"role": "user", "content": text}
+    """Whether the request's newest user message is ``text`` (system messages,
+    such as a card's post-history instructions, may follow it)."""
+    users = [m for m in body.get("messages") or [] if m.get("role") == "user"]
+    return bool(users) and users[-1] == {"role": "user", "content": text}
 
 
 async def run_command(
