@@ -21,7 +21,7 @@ from typing import Any, cast
 
 from personae.core.background import BackgroundTasks
 from personae.core.card_prompt import card_book, turn_injections
-from personae.core.cards import PersonaCard, render_macros
+from personae.core.cards import PersonaCard
 from personae.core.clock import Clock
 from personae.core.commands import CommandRegistry
 from personae.core.context import ContextEngine, PromptPlan, Summary
@@ -30,6 +30,7 @@ from personae.core.greetings import pick_greeting
 from personae.core.llm.base import ChatRequest, ChatUsage, ContextWindow, LLMBackend
 from personae.core.locks import KeyedLocks
 from personae.core.lore_placement import lore_parts, place_depth_entries
+from personae.core.macros import MacroContext, render_all
 from personae.core.personas import PersonaRegistry
 from personae.core.plugins import PluginManager, create_plugin_manager
 from personae.core.proactive import ProactiveHub
@@ -442,7 +443,10 @@ class Runtime:
         if picked is None:
             return None
         number, text = picked
-        rendered = render_macros(text, char=card.name, user=user_name).strip()
+        context = MacroContext(
+            char=card.name, user=user_name, now=datetime.now().astimezone(), rng=self._rng
+        )
+        rendered = render_all(text, context).strip()
         async with self._conversations.hold((scope.persona_id, scope.user_id, conversation)):
             stored = await self.history.start_conversation(
                 scope, conversation, rendered, replace=replace
