@@ -163,3 +163,10 @@ async def test_the_greeting_command_works_over_http(bob: Caller) -> None:
     assert ran.status == 200, ran.data
     page = await bob.get("/api/personas/captain-mara-voss/conversations/cmd/messages")
     assert page.data["messages"][0]["content"] == "*The alarm blares.* bob, get to the bridge!"
+
+
+async def test_the_persona_says_how_many_lorebook_entries_it_has(bob: Caller) -> None:
+    await bob.post("/api/personas/import", data=json.dumps(v2_card()).encode())
+    mara = await bob.get("/api/personas/captain-mara-voss")
+    assert mara.data["lorebook_entries"] == 14
+    assert (await bob.get("/api/personas/sage")).data["lorebook_entries"] == 0

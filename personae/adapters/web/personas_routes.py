@@ -28,6 +28,7 @@ from personae.adapters.web.schemas import (
     PersonaPatch,
 )
 from personae.adapters.web.uploads import read_json, read_upload, reencode_avatar, sniff
+from personae.core.card_prompt import card_book
 from personae.core.cards import (
     EXTENSION_KEY,
     PersonaCard,
@@ -89,6 +90,7 @@ def persona_out(entry: PersonaEntry, principal: Principal) -> PersonaOut:
         mine=mine,
         editable=mine or (entry.is_system and principal.account.is_admin),
         avatar_url=f"/api/personas/{card.id}/avatar" if _avatar_name(card) else None,
+        lorebook_entries=len(card_book(card).entries),
     )
 
 

@@ -124,6 +124,8 @@ class PersonaOut(BaseModel):
     mine: bool
     editable: bool
     avatar_url: str | None
+    lorebook_entries: int = 0
+    """How many entries the persona's lorebook holds (0: none)."""
 
 
 class ImportedPersona(PersonaOut):

@@ -109,7 +109,9 @@ export async function personasView(main) {
       h("summary", { class: "button ghost small", "aria-label": `Export ${persona.name}` }, "Export"),
       h("div", { class: "menu-items" },
         h("a", { href: `/api/personas/${seg(persona.id)}/card?format=png`, download: `${persona.id}.png` }, "Card as PNG"),
-        h("a", { href: `/api/personas/${seg(persona.id)}/card?format=json`, download: `${persona.id}.json` }, "Card as JSON")));
+        h("a", { href: `/api/personas/${seg(persona.id)}/card?format=json`, download: `${persona.id}.json` }, "Card as JSON"),
+        h("a", { href: `/api/personas/${seg(persona.id)}/card?format=charx`, download: `${persona.id}.charx` }, "Card as CHARX"),
+        persona.lorebook_entries > 0 && h("a", { href: `/api/personas/${seg(persona.id)}/lorebook`, download: `${persona.id}-lorebook.json` }, "Lorebook (World Info)")));
 
   const card = (persona, { highlight = false } = {}) => {
     const isCurrent = persona.id === currentPersona()?.id;
