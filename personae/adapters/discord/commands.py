@@ -8,6 +8,7 @@ needs confirmation gets Confirm/Cancel buttons; a file goes to the user's DMs.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import secrets
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from personae.adapters.discord.events import PLATFORM
+from personae.adapters.discord.events import PLATFORM, conversation_key
 from personae.adapters.discord.splitting import split_message
 from personae.adapters.discord.voice import command_payload as voice_payload
 from personae.core.commands import Command, CommandContext, CommandResult
@@ -244,7 +245,14 @@ class SlashCommands:
         await interaction.response.defer(ephemeral=True, thinking=True)
         user_id = await self._user_id(interaction)
         persona_id = await self.bot.active_persona(interaction.channel)
-        ctx = CommandContext(self.runtime, Scope(persona_id, user_id), PLATFORM, args)
+        ctx = CommandContext(
+            self.runtime,
+            Scope(persona_id, user_id),
+            PLATFORM,
+            args,
+            conversation=conversation_key(interaction.channel_id or 0),
+            user_name=interaction.user.display_name,
+        )
         try:
             result = await self.runtime.commands.run(command, ctx)
         except PersonaeError as exc:
@@ -288,7 +296,7 @@ class SlashCommands:
             return
         await interaction.response.defer()
         ctx = pending.ctx
-        confirmed = CommandContext(ctx.runtime, ctx.scope, PLATFORM, ctx.args, confirmed=True)
+        confirmed = dataclasses.replace(ctx, confirmed=True)
         try:
             text = (await self.runtime.commands.run(pending.command, confirmed)).text
         except PersonaeError as exc:
