@@ -7,13 +7,10 @@ import random
 import pytest
 
 from personae.core.errors import CardError
-from personae.core.lorebook import (
-    Lorebook,
-    activate,
+from personae.core.lorebook import Lorebook, activate, group_by_position, parse_book
+from personae.core.world_info import (
     character_book_to_world_info,
-    group_by_position,
     is_world_info,
-    parse_book,
     world_info_to_character_book,
 )
 from tests.card_fixtures import v2_card, world_info_file

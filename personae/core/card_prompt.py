@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from personae.core.cache import PerObject
 from personae.core.cards import PersonaCard
@@ -116,8 +116,6 @@ def turn_injections(
     """The card's per-turn additions. ``history`` is (role, content) oldest first;
     ``text`` the new user message. Lorebook keys are looked for in the last
     ``scan_depth`` messages as ``Name: text``, as SillyTavern scans them."""
-    from datetime import timedelta
-
     rng = rng or random.Random()
     context = MacroContext(
         char=card.name,

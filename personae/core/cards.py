@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from personae.core import card_png, charx
 from personae.core.cache import PerObject
 from personae.core.errors import CardError
-from personae.core.lorebook import is_world_info
+from personae.core.world_info import is_world_info
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ Activation follows SillyTavern's ``checkWorldInfo``:
   unless asked for.
 
 The module is pure: no I/O, no clock; randomness comes from the ``rng`` passed in.
+SillyTavern's World Info file format is converted in :mod:`personae.core.world_info`.
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import regex
-
-from personae.core.errors import CardError
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +137,8 @@ def parse_book(book: Mapping[str, Any] | None) -> Lorebook:
         return Lorebook(entries=())
     raw_entries = book.get("entries")
     if isinstance(raw_entries, Mapping):  # a World Info file stored as a book
+        from personae.core.world_info import world_info_to_character_book
+
         raw_entries = list(world_info_to_character_book(book)["entries"])
     entries: list[LoreEntry] = []
     for index, raw in enumerate(raw_entries if isinstance(raw_entries, list) else []):
@@ -146,7 +147,7 @@ def parse_book(book: Mapping[str, Any] | None) -> Lorebook:
             entries.append(entry)
     return Lorebook(
         entries=tuple(entries),
-        name=_text(book.get("name")),
+        name=as_text(book.get("name")),
         scan_depth=_int_or_none(book.get("scan_depth")),
         token_budget=_int_or_none(book.get("token_budget")),
         recursive_scanning=book.get("recursive_scanning") is True,
@@ -172,16 +173,16 @@ def _entry(raw: Any, index: int) -> LoreEntry | None:
     return LoreEntry(
         uid=uid if isinstance(uid, int | str) and not isinstance(uid, bool) else index,
         content=content,
-        keys=_keys(raw.get("keys")),
-        secondary_keys=_keys(raw.get("secondary_keys")),
-        comment=_text(raw.get("comment")) or _text(raw.get("name")),
+        keys=as_keys(raw.get("keys")),
+        secondary_keys=as_keys(raw.get("secondary_keys")),
+        comment=as_text(raw.get("comment")) or as_text(raw.get("name")),
         enabled=raw.get("enabled") is not False,
         constant=raw.get("constant") is True,
         selective=raw.get("selective") is not False,
         logic=_enum(ext.get("selectiveLogic"), LOGICS, "and_any") or "and_any",
-        insertion_order=_int(raw.get("insertion_order"), DEFAULT_ORDER),
+        insertion_order=as_int(raw.get("insertion_order"), DEFAULT_ORDER),
         position=position,
-        depth=max(0, _int(ext.get("depth"), DEFAULT_DEPTH)),
+        depth=max(0, as_int(ext.get("depth"), DEFAULT_DEPTH)),
         role=_enum(ext.get("role"), ROLES, "system") or "system",
         probability=min(100.0, max(0.0, probability)),
         use_probability=ext.get("useProbability") is not False,
@@ -193,7 +194,8 @@ def _entry(raw: Any, index: int) -> LoreEntry | None:
     )
 
 
-def _keys(value: Any) -> tuple[str, ...]:
+def as_keys(value: Any) -> tuple[str, ...]:
+    """Keys as a tuple of non-empty texts (a comma-separated text too)."""
     if isinstance(value, str):
         value = value.split(",")
     if not isinstance(value, list):
@@ -201,7 +203,8 @@ def _keys(value: Any) -> tuple[str, ...]:
     return tuple(k.strip() for k in value if isinstance(k, str) and k.strip())
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """``value`` if it is text, else ``""``."""
     return value if isinstance(value, str) else ""
 
 
@@ -211,7 +214,8 @@ def _number(value: Any, default: float) -> float:
     return default
 
 
-def _int(value: Any, default: int) -> int:
+def as_int(value: Any, default: int) -> int:
+    """``value`` as an int if it is a number, else ``default``."""
     return int(_number(value, default))
 
 
@@ -397,129 +401,6 @@ def _regex_key(key: str) -> regex.Pattern[str] | None:
         return regex.compile(body.replace("\\/", "/"), flags)
     except regex.error:
         return None
-
-
-# --- SillyTavern World Info files ------------------------------------------------------
-
-
-def is_world_info(document: Mapping[str, Any]) -> bool:
-    """Whether a parsed JSON document is a standalone lorebook: a SillyTavern World
-    Info file (``entries`` an object keyed by uid) or a bare ``character_book``
-    (``entries`` a list, no card fields)."""
-    if "spec" in document or "data" in document or "first_mes" in document:
-        return False
-    return isinstance(document.get("entries"), Mapping | list)
-
-
-def world_info_to_character_book(document: Mapping[str, Any], name: str = "") -> dict[str, Any]:
-    """A SillyTavern World Info file as a card's ``character_book`` (the mapping
-    SillyTavern's ``convertWorldInfoToCharacterBook`` writes). A document that
-    already is a character book is returned as a copy."""
-    entries = document.get("entries")
-    if isinstance(entries, list):
-        return {**document, "name": _text(document.get("name")) or name}
-    if not isinstance(entries, Mapping):
-        raise CardError("The lorebook has no 'entries'; it is not a World Info file.")
-    out: list[dict[str, Any]] = []
-    for key, raw in entries.items():
-        if not isinstance(raw, Mapping):
-            continue
-        position = raw.get("position", 0)
-        out.append(
-            {
-                "id": raw.get("uid", _int(key, len(out)) if str(key).isdigit() else len(out)),
-                "keys": list(_keys(raw.get("key"))),
-                "secondary_keys": list(_keys(raw.get("keysecondary"))),
-                "comment": _text(raw.get("comment")),
-                "content": _text(raw.get("content")),
-                "constant": raw.get("constant") is True,
-                "selective": raw.get("selective") is not False,
-                "insertion_order": _int(raw.get("order"), DEFAULT_ORDER),
-                "enabled": raw.get("disable") is not True,
-                "position": "before_char" if position == 0 else "after_char",
-                "use_regex": True,
-                "extensions": {
-                    "position": position if isinstance(position, int) else 0,
-                    "exclude_recursion": raw.get("excludeRecursion") is True,
-                    "prevent_recursion": raw.get("preventRecursion") is True,
-                    "display_index": raw.get("displayIndex", len(out)),
-                    "probability": raw.get("probability", 100),
-                    "useProbability": raw.get("useProbability") is not False,
-                    "depth": raw.get("depth", DEFAULT_DEPTH),
-                    "selectiveLogic": raw.get("selectiveLogic", 0),
-                    "group": _text(raw.get("group")),
-                    "scan_depth": raw.get("scanDepth"),
-                    "case_sensitive": raw.get("caseSensitive"),
-                    "match_whole_words": raw.get("matchWholeWords"),
-                    "role": raw.get("role", 0) if raw.get("role") is not None else 0,
-                    **_kept(raw),
-                },
-            }
-        )
-    book: dict[str, Any] = {"name": _text(document.get("name")) or name, "entries": out}
-    return book
-
-
-_WI_NAMED = frozenset(
-    {"uid", "key", "keysecondary", "comment", "content", "constant", "selective", "order",
-     "disable", "position", "excludeRecursion", "preventRecursion", "displayIndex",
-     "probability", "useProbability", "depth", "selectiveLogic", "group", "scanDepth",
-     "caseSensitive", "matchWholeWords", "role", "addMemo"}
-)  # fmt: skip
-
-
-def _kept(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """World Info fields this module does not read, kept under ``st_<name>`` so an
-    export writes them back."""
-    return {f"st_{k}": v for k, v in raw.items() if k not in _WI_NAMED}
-
-
-def character_book_to_world_info(book: Mapping[str, Any]) -> dict[str, Any]:
-    """A ``character_book`` as a SillyTavern World Info file (``entries`` keyed by
-    uid), the format SillyTavern's World Info panel imports."""
-    raw_entries = book.get("entries")
-    entries: dict[str, Any] = {}
-    for index, raw in enumerate(raw_entries if isinstance(raw_entries, list) else []):
-        if not isinstance(raw, Mapping):
-            continue
-        ext = raw.get("extensions") if isinstance(raw.get("extensions"), Mapping) else {}
-        assert isinstance(ext, Mapping)
-        uid = raw.get("id", index)
-        uid = uid if isinstance(uid, int) and not isinstance(uid, bool) else index
-        position = ext.get("position")
-        if not isinstance(position, int):
-            position = 0 if raw.get("position", "before_char") == "before_char" else 1
-        entry = {
-            "uid": uid,
-            "key": list(_keys(raw.get("keys"))),
-            "keysecondary": list(_keys(raw.get("secondary_keys"))),
-            "comment": _text(raw.get("comment")) or _text(raw.get("name")),
-            "content": _text(raw.get("content")),
-            "constant": raw.get("constant") is True,
-            "selective": raw.get("selective") is not False,
-            "selectiveLogic": ext.get("selectiveLogic", 0),
-            "order": _int(raw.get("insertion_order"), DEFAULT_ORDER),
-            "position": position,
-            "disable": raw.get("enabled") is False,
-            "excludeRecursion": ext.get("exclude_recursion") is True,
-            "preventRecursion": ext.get("prevent_recursion") is True,
-            "displayIndex": ext.get("display_index", index),
-            "probability": ext.get("probability", 100),
-            "useProbability": ext.get("useProbability") is not False,
-            "depth": ext.get("depth", DEFAULT_DEPTH),
-            "group": _text(ext.get("group")),
-            "scanDepth": ext.get("scan_depth"),
-            "caseSensitive": ext.get("case_sensitive", raw.get("case_sensitive")),
-            "matchWholeWords": ext.get("match_whole_words"),
-            "role": ext.get("role", 0),
-            "addMemo": bool(_text(raw.get("comment"))),
-        }
-        entry.update({k[3:]: v for k, v in ext.items() if k.startswith("st_")})
-        entries[str(uid)] = entry
-    document: dict[str, Any] = {"entries": entries}
-    if book.get("name"):
-        document["name"] = book["name"]
-    return document
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,10 +10,10 @@ from typing import Any, Literal
 
 from personae.core.cards import MAX_CARD_BYTES, PersonaCard, parse_card_json
 from personae.core.errors import CardError
-from personae.core.lorebook import (
+from personae.core.lorebook import parse_book
+from personae.core.world_info import (
     character_book_to_world_info,
     is_world_info,
-    parse_book,
     world_info_to_character_book,
 )
 
