@@ -304,9 +304,19 @@ async def test_each_persona_asks_ollama_for_its_own_model_and_options(
     deep = await run_turn(runtime, "Deeply: hello.", persona="deep")
     default = await run_turn(runtime, "Hello.", persona="sage")
 
-    assert (quick.model, quick.options) == ("qwen2.5:0.5b", {"num_ctx": 8192, "temperature": 0.2})
-    assert (deep.model, deep.options) == ("llama3.1:70b", {"num_ctx": 32768, "temperature": 0.8})
-    assert (default.model, default.options) == ("llama3.2", {"num_ctx": 8192, "temperature": 0.8})
+    reply = {"num_predict": 512}  # the reply's reserve in the window, always sent
+    assert (quick.model, quick.options) == (
+        "qwen2.5:0.5b",
+        {"num_ctx": 8192, "temperature": 0.2} | reply,
+    )
+    assert (deep.model, deep.options) == (
+        "llama3.1:70b",
+        {"num_ctx": 32768, "temperature": 0.8} | reply,
+    )
+    assert (default.model, default.options) == (
+        "llama3.2",
+        {"num_ctx": 8192, "temperature": 0.8} | reply,
+    )
     assert "Quick" in quick.system_prompt and "Deep" in deep.system_prompt
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -71,6 +71,7 @@ class TokenCounter:
     def __init__(self, chars_per_token: float = START_CHARS_PER_TOKEN) -> None:
         self.chars_per_token = chars_per_token
         self.calibrated = False
+        self._seen: deque[float] = deque(maxlen=OBSERVATIONS)
 
     def count(self, text: str) -> int:
         """Tokens of ``text`` (without message overhead)."""
@@ -88,23 +89,27 @@ class TokenCounter:
         return 16 + int(num_ctx * (0.03 if self.calibrated else 0.08))
 
     def observe(self, messages: Sequence[ChatMessage], usage: ChatUsage) -> None:
-        """Learn from a count the server reported for ``messages``. When the
-        server says how many tokens came from its cache, ``prompt_tokens`` is the
-        whole prompt. When it does not, the count may leave the cached tokens
-        out, so it can only show the estimate was too low: it is used only then."""
+        """Learn from a count the server reported for ``messages``.
+
+        Whether ``prompt_eval_count`` counts the whole prompt or only what the
+        model evaluated past its prompt cache depends on the server, and a count
+        without the cache can only be smaller than the prompt. So the ratio used
+        is the lowest (most tokens per character) of the last
+        :data:`OBSERVATIONS` seen: exact when the counts are whole prompts, and
+        taken from the coldest request when they are not."""
         if not usage.prompt_tokens:
             return
         chars = sum(len(m.content) for m in messages)
         text_tokens = usage.prompt_tokens - PER_MESSAGE * len(messages)
         if chars <= 0 or text_tokens <= 0:
             return
-        seen = chars / text_tokens
-        if usage.cached_tokens is None and seen >= self.chars_per_token:
-            return
-        weight = 0.5 if self.calibrated else 1.0
-        ratio = (1 - weight) * self.chars_per_token + weight * seen
-        self.chars_per_token = min(8.0, max(1.0, ratio))
+        self._seen.append(min(8.0, max(1.0, chars / text_tokens)))
+        self.chars_per_token = min(self._seen)
         self.calibrated = True
+
+
+OBSERVATIONS = 32
+"""How many reported counts a model's estimate is taken from."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +220,14 @@ class PromptPlan:
     next turn's request starts with too)."""
     summarise_through: int | None = None
     """When set, the messages up to this id should be folded into the summary now
-    (in the background): the next block is about to fall out."""
+    (in the background): the next block is about to fall out, or fell out."""
+    summary_context: list[ChatMessage] = field(default_factory=list)
+    """What the summary call starts with: the card, the summary in use and the
+    history that holds the messages to summarise (the start of ``messages`` when
+    the block is still in the window, so the model's prompt cache serves it)."""
+    summary_needs: int = 0
+    """How many of ``summary_context`` hold what must be summarised (the rest
+    may be left out to fit the window)."""
 
 
 ConversationKey = tuple[str, int, str]
@@ -287,6 +299,7 @@ class ContextEngine:
         if fixed > room:
             self._too_small(card, window, counter, card_part, post, text, room)
         trim = self._trim_state(conversation, summaries)
+        start_before = trim.start
         window_history = [m for m in history if m.id >= trim.start]
         free = room - fixed
         # The summary's room is kept whether or not there is one yet, so the
@@ -303,6 +316,7 @@ class ContextEngine:
         fitted = fit_parts(parts, free - reserve - floor, counter)
         budget = free - reserve - sum(f.tokens for f in fitted)
         kept, summarise = self._fit_history(conversation, trim, window_history, budget, counter)
+        summary_before = _newest_before(summaries, start_before) if reserve else None
         summary = _newest_before(summaries, trim.start) if reserve else None
         summary_text = None
         if summary is not None:
@@ -310,6 +324,21 @@ class ContextEngine:
             text_of = summary.text if len(summary.text) <= limit else _cut(summary.text, limit)
             summary_text = render_summary(text_of, user=user) if text_of else None
         messages = self._assemble(fitted, card_part, post, kept, text, summary_text)
+        context: list[ChatMessage] = []
+        needs = 0
+        if summarise is not None:
+            earlier = summary_text if summary is summary_before else None
+            if summary_before is not None and earlier is None:
+                earlier = render_summary(summary_before.text, user=user)
+            context = layout(
+                system=[messages[0].content],
+                summary=earlier,
+                history=window_history,
+                turn=[],
+                text="",
+            )[:-1]
+            needs = len(context) - len(window_history)
+            needs += next(i for i, m in enumerate(window_history) if m.id == summarise) + 1
         return PromptPlan(
             messages=messages,
             window=window,
@@ -319,6 +348,8 @@ class ContextEngine:
             parts={f.part.name: len(f.kept) for f in fitted},
             stable=1 + (1 if summary_text else 0) + len(kept),
             summarise_through=summarise,
+            summary_context=context,
+            summary_needs=needs,
         )
 
     def _assemble(
@@ -370,14 +401,20 @@ class ContextEngine:
             cut = None
             if trim.prepared is not None:
                 after = sum(c for m, c in zip(history, costs, strict=True) if m.id >= trim.prepared)
-                if after <= budget * PREPARE:
+                if after <= budget:
                     cut = trim.prepared  # its summary was asked for: it is (nearly) ready
+            unsummarised = None
             if cut is None:
                 cut = _cut_point(history, costs, max(block, total - (budget - block)))
+                dropped = [m for m in history if m.id < cut]
+                unsummarised = dropped[-1].id if dropped and trim.prepared is None else None
             trim.start, trim.prepared = cut, None
-            return [m for m in history if m.id >= cut], None
-        if total > budget * PREPARE and trim.prepared is None and len(history) > 2:
-            cut = _cut_point(history, costs, block)
+            return [m for m in history if m.id >= cut], unsummarised
+        growth = sum(costs[-2:])  # what one more exchange adds, about
+        soon = total > budget * PREPARE or total + 2 * growth > budget
+        whole_block = sum(costs[:-2]) >= block  # a summary per block, not per exchange
+        if soon and whole_block and trim.prepared is None and len(history) > 2:
+            cut = _cut_point(history[:-2], costs[:-2], block)  # keep the last exchange
             dropped = [m for m in history if m.id < cut]
             if dropped and len(dropped) < len(history):
                 trim.prepared = cut
@@ -446,7 +483,9 @@ def _cut_point(history: list[StoredMessage], costs: list[int], drop: int) -> int
         index += 1
     while index < len(history) and history[index].role == "assistant":
         index += 1
-    return history[index].id if index < len(history) else history[-1].id + 1
+    if index < len(history):
+        return history[index].id
+    return history[-1].id + 1 if history else 0
 
 
 def _cut(text: str, limit: int) -> str:

@@ -264,7 +264,7 @@ class Runtime:
         if model not in self._unwindowed:
             self._unwindowed.add(model)
             log.warning(
-                "LLM backend %s does not say model %r's context window; prompts are "
+                "LLM backend %s does not say the context window of model %r; prompts are "
                 "fitted to ollama.fallback_num_ctx = %d",
                 self.llm.name,
                 model,

@@ -97,19 +97,27 @@ class Summarizer:
         through = plan.summarise_through
         if through is None:
             return None
-        marker = next((m.content for m in plan.history if m.id == through), "")
+        if not plan.summary_needs:
+            return None
+        marker = plan.summary_context[plan.summary_needs - 1].content
         words = max(40, int(self.runtime.settings.memory.summary_max_tokens * 0.7))
         instruction = INSTRUCTION.format(
             char=card.name, user=user, marker=" ".join(marker.split())[:80], words=words
         )
-        messages = [
-            *plan.messages[: plan.stable],
-            ChatMessage("user", exchange[0]),
-            ChatMessage("assistant", exchange[1]),
-            ChatMessage("system", instruction),
-        ]
         options: dict[str, Any] = {"temperature": 0.2}
         options["num_predict"] = min(plan.window.reply_tokens, words * 2 + 32)
+        body = [
+            *plan.summary_context,
+            ChatMessage("user", exchange[0]),
+            ChatMessage("assistant", exchange[1]),
+        ]
+        # Newer messages may be left out to fit the window; the ones to summarise stay.
+        counter = self.runtime.context.counter(plan.window.model)
+        room = plan.window.num_ctx - options["num_predict"] - counter.margin(plan.window.num_ctx)
+        room -= counter.message(instruction)
+        while len(body) > plan.summary_needs and counter.messages(body) > room:
+            body.pop()
+        messages = [*body, ChatMessage("system", instruction)]
         settings = card.settings
         if "num_ctx" in settings.options:
             options["num_ctx"] = settings.options["num_ctx"]

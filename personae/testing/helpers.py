@@ -71,11 +71,12 @@ class TurnResult:
 
     @property
     def system_prompt(self) -> str:
-        """The first system message: persona, plugin instructions and memory."""
-        for message in self.messages:
-            if message.get("role") == "system":
-                return str(message.get("content") or "")
-        return ""
+        """Every system message, joined: the card and stable sections (first), the
+        conversation summary, and this turn's plugin instructions, memory and
+        post-history instructions (the one after the history)."""
+        return "\n\n".join(
+            str(m.get("content") or "") for m in self.messages if m.get("role") == "system"
+        )
 
     @property
     def prompt_text(self) -> str:

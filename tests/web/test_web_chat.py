@@ -185,3 +185,19 @@ async def test_oversized_bodies_and_messages_are_413(alice: Caller) -> None:
 
     assert body.status == 413 and body.data["title"] == "Request body too large"
     assert message.status == 413
+
+
+async def test_a_persona_too_large_for_its_window_gets_a_413_that_says_what_to_change(
+    alice: Caller, fake_ollama: FakeOllama, runtime: Runtime
+) -> None:
+    card = (await runtime.personas.get("sage")).model_copy(
+        update={"id": "vast", "description": "A very long story. " * 600}
+    )
+    await runtime.personas.save(card.with_settings(options={"num_ctx": 1024}), owner_id=alice.id)
+
+    reply = await alice.post("/api/personas/vast/chat", json={"message": "Hello"})
+
+    assert reply.status == 413
+    assert "does not fit its model's context window" in reply.data["detail"]
+    assert "num_ctx" in reply.data["detail"]
+    assert await runtime.history.page(Scope("vast", alice.id), "web:default") == []

@@ -101,3 +101,36 @@ async def test_errors_reach_openai_clients_as_exceptions(
             await stranger.models.list()
 
     assert "nobody" in str(missing.value)
+
+
+async def test_a_chat_completion_reports_the_token_counts_the_model_reported(
+    client: openai.AsyncOpenAI, fake_ollama: FakeOllama
+) -> None:
+    fake_ollama.reply_with("Twenty leagues down, under the grey sea.")
+
+    completion = await client.chat.completions.create(
+        model="sage", messages=[{"role": "user", "content": "Where are we?"}]
+    )
+
+    (sent,) = [r for r in fake_ollama.requests_to("/api/chat") if not r.json.get("format")]
+    usage = completion.usage
+    assert usage is not None
+    assert usage.prompt_tokens == sent.prompt_tokens > 0
+    assert usage.completion_tokens > 0
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
+async def test_a_streamed_completion_reports_usage_when_asked(
+    client: openai.AsyncOpenAI, fake_ollama: FakeOllama
+) -> None:
+    fake_ollama.reply_with("Twenty leagues down.")
+
+    stream = await client.chat.completions.create(
+        model="sage",
+        messages=[{"role": "user", "content": "Where are we?"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    usages = [chunk.usage async for chunk in stream if chunk.usage is not None]
+
+    assert len(usages) == 1 and usages[0].prompt_tokens > 0 and usages[0].completion_tokens > 0

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from personae.core.errors import (
     CardError,
     CommandError,
+    ContextTooSmall,
     LLMError,
     LLMTimeout,
     LLMUnavailable,
@@ -102,6 +103,8 @@ def problem_from_error(error: BaseException) -> Problem:
             return Problem(422, "Invalid account details", str(error))
         case CommandError():
             return Problem(400, "Command failed", str(error))
+        case ContextTooSmall():
+            return Problem(413, "Too large for the model's context window", str(error))
         case LLMUnavailable():
             return Problem(503, "Language model unavailable", str(error))
         case ModelNotFound():
