@@ -136,3 +136,17 @@ async def test_a_world_info_lorebook_attached_to_a_built_in_reaches_the_model(
     text = "\n".join(contents(turn.messages))
     assert "Dragons have not been seen in Eldoria" in text
     assert "Magic in this world is quiet and costly." in turn.messages[0]["content"]
+
+
+async def test_per_turn_macros_in_the_card_are_rendered_every_turn(runtime: Runtime) -> None:
+    document = v2_card()
+    document["data"]["scenario"] = "Today is {{weekday}}; {{char}} has been idle {{idle_duration}}."
+    document["data"]["post_history_instructions"] = "Mood: {{random:calm,grim}}."
+    card = parse_card_json(document)
+    await runtime.personas.save(card, owner_id=None, shared=True)
+    turn = await run_turn(runtime, "hello", persona=card.id)
+    system = turn.messages[0]["content"]
+    weekdays = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+    assert any(f"Today is {day};" in system for day in weekdays)
+    assert "Captain Mara Voss has been idle just now." in system
+    assert turn.messages[-1]["content"] in ("Mood: calm.", "Mood: grim.")

@@ -188,18 +188,26 @@ def insert_at_depth(
     return out
 
 
+_VOLATILE: PerObject[bool] = PerObject(512)
+
+
 def card_text_is_volatile(card: PersonaCard) -> bool:
     """Whether the card's own text (system prompt, description, personality,
-    scenario, examples) holds per-turn macros such as ``{{time}}``: then its part
-    of the prompt is rendered on every turn, and the prompt cache only holds what
-    comes before it."""
-    return any(
-        is_volatile(value)
-        for value in (
+    scenario, examples, constant lorebook entries) holds per-turn macros such as
+    ``{{time}}``: then its part of the prompt is rendered on every turn, and the
+    prompt cache only holds what comes before it. Worked out once per card."""
+
+    def scan() -> bool:
+        before, after = stable_lore(card)
+        texts = (
             card.system_prompt,
             card.description,
             card.personality,
             card.scenario,
             card.mes_example,
+            *before,
+            *after,
         )
-    )
+        return any(is_volatile(value) for value in texts)
+
+    return _VOLATILE.get(card, scan)
