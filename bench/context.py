@@ -127,8 +127,8 @@ def figures(
 
 
 def is_reply(request: RecordedRequest) -> bool:
-    messages = request.json["messages"]
-    return not request.json.get("format") and messages[-1]["role"] == "user"
+    """A persona's reply: streamed (summaries and structured calls are not)."""
+    return not request.json.get("format") and request.json.get("stream", True) is not False
 
 
 async def engine_run(
@@ -158,7 +158,9 @@ async def engine_run(
                 reply = await runtime.reply(Turn(ann, "maren", text, "c", user_name="Ann"))
                 await runtime.background.drain()
                 sent = [r for r in fake.requests_to("/api/chat") if is_reply(r)][-1]
-                late = sent.json["messages"][-2]
+                sent_messages = sent.json["messages"]
+                newest = max(i for i, m in enumerate(sent_messages) if m["role"] == "user")
+                late = sent_messages[newest - 1]  # post-history instructions follow the message
                 memory = late["content"] if late["role"] == "system" else ""
                 conversation.append((text, reply.text, memory))
         chats = fake.requests_to("/api/chat")
