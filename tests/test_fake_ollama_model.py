@@ -144,7 +144,7 @@ async def test_when_system_and_last_message_overflow_the_runner_keeps_num_keep_t
     assert record.evaluation is not None
     assert list(record.evaluation.tokens[:5]) == full[:5]
     assert list(record.evaluation.tokens[5:]) == full[-(response.prompt_eval_count - 5) :]
-    assert "CARD-START" not in "".join(record.evaluation.tokens)
+    assert "CARD-START" not in record.evaluation.text
     assert " keeper" in record.evaluation.tokens
 
 
@@ -357,3 +357,37 @@ async def test_only_evaluated_requests_expose_token_figures(
     with pytest.raises(ValueError, match="did not evaluate"):
         _ = fake.requests_to("/api/tags")[-1].prompt_tokens
     assert fake.evaluated_requests() == []
+
+
+async def test_a_chat_without_messages_loads_or_unloads_the_model(
+    fake: FakeOllama, client: ollama.AsyncClient
+) -> None:
+    loaded = await client.chat(model="llama3.2", messages=[], options={"num_ctx": 2048})
+    assert (loaded.done_reason, loaded.message.content) == ("load", "")
+    assert fake.loaded_models["llama3.2:latest"].num_ctx == 2048
+    unloaded = await client.chat(model="llama3.2", messages=[], keep_alive=0)
+    assert unloaded.done_reason == "unload"
+    assert fake.loaded_models == {}
+    assert fake.evaluated_requests() == []
+
+
+async def test_parallel_slots_keep_two_conversations_cached(
+    fake: FakeOllama, client: ollama.AsyncClient
+) -> None:
+    fake.num_parallel = 2
+    ann = [msg("system", "Ann's card. " + PROSE), msg("user", "Hi, I am Ann.")]
+    bob = [msg("system", "Bob's card. " + PROSE), msg("user", "Hi, I am Bob.")]
+    for messages in (ann, bob, ann, bob):
+        await chat(client, messages)
+    records = fake.requests_to("/api/chat")
+    assert [r.cached_tokens > count_tokens(PROSE) for r in records] == [False, False, True, True]
+
+
+async def test_one_slot_serves_alternating_conversations_cold(
+    fake: FakeOllama, client: ollama.AsyncClient
+) -> None:
+    ann = [msg("system", "Ann's card. " + PROSE), msg("user", "Hi, I am Ann.")]
+    bob = [msg("system", "Bob's card. " + PROSE), msg("user", "Hi, I am Bob.")]
+    for messages in (ann, bob, ann):
+        await chat(client, messages)
+    assert fake.requests_to("/api/chat")[-1].cached_tokens < 10

@@ -21,8 +21,7 @@ See docs/context.md.
 from __future__ import annotations
 
 import logging
-import math
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -41,6 +40,7 @@ from personae.core.prompt import (
     render_instructions,
     render_summary,
 )
+from personae.core.tokens import PER_MESSAGE, TokenCounter
 from personae.core.types import ChatMessage, PromptSection
 from personae.storage.records import StoredMessage
 
@@ -53,63 +53,9 @@ PREPARE = 1 - BLOCK / 2
 prepared (in the background) so it is ready when the block falls out."""
 HISTORY_FLOOR = 0.25
 """The share of the room the history keeps before optional parts are fitted."""
-PER_MESSAGE = 8
-"""Tokens a chat template adds around each message (role markers)."""
-START_CHARS_PER_TOKEN = 3.5
-"""The estimate before a model reported counts: cautious (English is about 4)."""
-
 INSTRUCTIONS_PRIORITY = 10
 SUMMARY_PRIORITY = 20
 MEMORY_PRIORITY = 30
-
-
-class TokenCounter:
-    """An estimate of one model's token counts: characters ÷ a ratio, plus a
-    few tokens per message. The ratio starts cautious and follows the counts the
-    server reports (:meth:`observe`)."""
-
-    def __init__(self, chars_per_token: float = START_CHARS_PER_TOKEN) -> None:
-        self.chars_per_token = chars_per_token
-        self.calibrated = False
-        self._seen: deque[float] = deque(maxlen=OBSERVATIONS)
-
-    def count(self, text: str) -> int:
-        """Tokens of ``text`` (without message overhead)."""
-        return math.ceil(len(text) / self.chars_per_token) if text else 0
-
-    def message(self, text: str) -> int:
-        """Tokens of one message holding ``text``."""
-        return self.count(text) + PER_MESSAGE
-
-    def messages(self, messages: Sequence[ChatMessage]) -> int:
-        return sum(self.message(m.content) for m in messages)
-
-    def margin(self, num_ctx: int) -> int:
-        """Tokens kept free against the estimate's error."""
-        return 16 + int(num_ctx * (0.03 if self.calibrated else 0.08))
-
-    def observe(self, messages: Sequence[ChatMessage], usage: ChatUsage) -> None:
-        """Learn from a count the server reported for ``messages``.
-
-        Whether ``prompt_eval_count`` counts the whole prompt or only what the
-        model evaluated past its prompt cache depends on the server, and a count
-        without the cache can only be smaller than the prompt. So the ratio used
-        is the lowest (most tokens per character) of the last
-        :data:`OBSERVATIONS` seen: exact when the counts are whole prompts, and
-        taken from the coldest request when they are not."""
-        if not usage.prompt_tokens:
-            return
-        chars = sum(len(m.content) for m in messages)
-        text_tokens = usage.prompt_tokens - PER_MESSAGE * len(messages)
-        if chars <= 0 or text_tokens <= 0:
-            return
-        self._seen.append(min(8.0, max(1.0, chars / text_tokens)))
-        self.chars_per_token = min(self._seen)
-        self.calibrated = True
-
-
-OBSERVATIONS = 32
-"""How many reported counts a model's estimate is taken from."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,7 +244,7 @@ class ContextEngine:
         fixed += counter.count(post) + 2 if post else 0
         if fixed > room:
             self._too_small(card, window, counter, card_part, post, text, room)
-        trim = self._trim_state(conversation, summaries)
+        trim = self._trim_state(conversation, summaries, history)
         start_before = trim.start
         window_history = [m for m in history if m.id >= trim.start]
         free = room - fixed
@@ -375,10 +321,18 @@ class ContextEngine:
             system=system, summary=summary_text, history=history, turn=turn, text=text, after=post
         )
 
-    def _trim_state(self, key: ConversationKey, summaries: Sequence[Summary]) -> _Trim:
+    def _trim_state(
+        self, key: ConversationKey, summaries: Sequence[Summary], history: Sequence[StoredMessage]
+    ) -> _Trim:
         trim = self._trims.get(key)
+        if trim is not None and history and trim.start > history[-1].id + 1:
+            trim = None  # the conversation was cleared elsewhere and started again
         if trim is None:
-            newest = max((s.through_id for s in summaries), default=0)
+            last = history[-1].id if history else None
+            newest = max(
+                (s.through_id for s in summaries if last is None or s.through_id < last),
+                default=0,
+            )
             trim = _Trim(start=newest + 1 if newest else 0)
         keep_recent(self._trims, key, trim, self._max)
         return trim

@@ -9,12 +9,53 @@ Use it in tests and benchmarks instead of a real Ollama::
         assert fake.requests[-1].json["options"]["num_ctx"] == 8192
 
 It answers ``/api/chat``, ``/api/generate``, ``/api/embed``, ``/api/tags``,
-``/api/show``, ``/api/pull``, ``/api/version`` and ``/``; replies are scripted
-(:meth:`FakeOllama.reply_with`, :meth:`FakeOllama.enqueue`) and failures can be
-injected per test (:meth:`FakeOllama.fail_next`, :attr:`FakeOllama.delay`,
+``/api/show``, ``/api/ps``, ``/api/pull``, ``/api/version`` and ``/``; replies are
+scripted (:meth:`FakeOllama.reply_with`, :meth:`FakeOllama.enqueue`) and failures can
+be injected per test (:meth:`FakeOllama.fail_next`, :attr:`FakeOllama.delay`,
 :attr:`FakeOllama.drop_after_chunks`, :meth:`FakeOllama.garbage_next`,
 :attr:`FakeOllama.error_mid_stream_after`). It listens on 127.0.0.1 only and
 stops by itself after ``lifetime`` seconds. Only aiohttp is needed.
+
+**The model behaves like Ollama's** (read from Ollama's source; details in
+:mod:`~personae.testing.fake_ollama_model` and :mod:`~personae.testing.fake_tokenizer`):
+
+- Tokens: :func:`count_tokens` and :func:`tokenize` count like a BPE tokenizer
+  (about four characters a token in English, more for other scripts); a chat is
+  rendered through Llama 3's template (:func:`render_chat`, :func:`chat_tokens`).
+- The window: ``num_ctx`` is ``options.num_ctx``, else the model's own
+  (``configure_model(name, num_ctx=...)``), else :attr:`FakeOllama.default_num_ctx`
+  (4096, Ollama's default), at most the model's ``context_length``. A prompt over it
+  loses its oldest non-system messages; if the system messages and the last message
+  alone overflow, the runner keeps the first ``num_keep`` tokens (4, plus BOS) and
+  the end, freeing half the window. ``"truncate": false`` gets a 400 instead.
+- The KV prefix cache: each loaded model keeps the tokens of its last request (and
+  reply) per slot (:attr:`FakeOllama.num_parallel`); a request evaluates only what
+  follows the longest common prefix. Changing ``num_ctx`` reloads the model, cache
+  cold; a request for another model unloads the least recently used one past
+  :attr:`FakeOllama.max_loaded_models` (3); ``keep_alive`` 0 unloads after the reply.
+- The final line reports what Ollama reports: ``prompt_eval_count`` (every prompt
+  token, cached or not, as Ollama counts them), ``prompt_eval_duration`` (the
+  evaluated tokens only), ``eval_count``, ``eval_duration``, ``load_duration``
+  (larger on a (re)load), ``total_duration`` and ``done_reason`` (``"length"`` when
+  ``options.num_predict`` cut the reply, else ``"stop"``). Ollama's API has no
+  field for the cached tokens, so neither has the fake's answer: tests and benches
+  read them from the record, :attr:`RecordedRequest.cached_tokens`.
+- Time: :attr:`FakeOllama.load_seconds`, :attr:`FakeOllama.seconds_per_prompt_token`
+  and :attr:`FakeOllama.seconds_per_generated_token` (all 0 by default) make the fake
+  take that long, and report it.
+- Records: every chat/generate request the model answered has an
+  :class:`Evaluation` (``fake.requests[i].evaluation``): ``num_ctx``,
+  ``seen_messages``, ``tokens``, ``prompt_tokens``, ``cached_tokens``,
+  ``evaluated_tokens``, ``truncated``, ``reloaded``, ``generated_tokens``,
+  ``done_reason``; :meth:`FakeOllama.overflowing_requests` lists the ones that did
+  not fit. A responder sees :attr:`FakeChatRequest.seen_messages` too.
+- ``/api/show`` reports ``model_info["<architecture>.context_length"]`` and
+  ``capabilities`` per model (:meth:`FakeOllama.configure_model`); ``/api/ps`` the
+  loaded models with their ``context_length`` (the ``num_ctx`` they run with).
+
+Not modelled: images, tools, thinking output, the context shift while generating
+past the window, queueing of concurrent requests (they are served at once, sharing
+the cache slots in arrival order).
 """
 
 from __future__ import annotations
@@ -23,34 +64,37 @@ import asyncio
 import hashlib
 import inspect
 import json
-import math
-import re
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from aiohttp import web
 
 from personae.testing.fake_ollama_model import (
-    DEFAULT_MAX_LOADED_MODELS,
     DEFAULT_NUM_CTX,
-    DEFAULT_NUM_KEEP,
-    NOMINAL_SECONDS_PER_GENERATED_TOKEN,
-    NOMINAL_SECONDS_PER_PROMPT_TOKEN,
     TOO_LONG,
-    CacheSlot,
     Evaluation,
     LoadedModel,
-    ModelHost,
     ModelSpec,
     PromptTooLong,
     cut_reply,
-    effective_num_ctx,
-    fit_prompt,
     unloads,
 )
+from personae.testing.fake_ollama_records import (
+    DEFAULT_MODELS,
+    EMBED_DIM,
+    FakeChatRequest,
+    RecordedRequest,
+    Reply,
+    Responder,
+    echo_responder,
+    fake_embedding,
+    normalize_model_name,
+    split_words,
+)
+from personae.testing.fake_ollama_runner import ModelRunner
 from personae.testing.fake_tokenizer import chat_tokens, count_tokens, render_chat, tokenize
 from personae.testing.loopback import LoopbackServer
 
@@ -62,6 +106,8 @@ __all__ = [
     "LoadedModel",
     "ModelSpec",
     "RecordedRequest",
+    "Reply",
+    "Responder",
     "chat_tokens",
     "count_tokens",
     "echo_responder",
@@ -71,79 +117,6 @@ __all__ = [
     "split_words",
     "tokenize",
 ]
-
-Reply = str | Sequence[str]
-"""A reply: a whole string (streamed word by word) or the exact chunks to stream."""
-Responder = Callable[["FakeChatRequest"], Reply | Awaitable[Reply]]
-"""Computes a reply from the parsed request; may be a coroutine function."""
-
-DEFAULT_MODELS = ["llama3.2:latest", "nomic-embed-text:latest"]
-EMBED_DIM = 64
-
-
-@dataclass(frozen=True, slots=True)
-class FakeChatRequest:
-    """What a responder sees of a ``/api/chat`` (or ``/api/generate``) request."""
-
-    model: str
-    messages: list[dict[str, Any]]
-    format: dict[str, Any] | str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    stream: bool = True
-    keep_alive: str | float | None = None
-    seen_messages: list[dict[str, Any]] | None = None
-    """The messages the model saw once Ollama fitted them into ``num_ctx``."""
-
-    @property
-    def last_user_message(self) -> str:
-        """The content of the last ``user`` message, or ``""``."""
-        for message in reversed(self.messages):
-            if message.get("role") == "user":
-                return str(message.get("content") or "")
-        return ""
-
-
-@dataclass(slots=True)
-class RecordedRequest:
-    """One request the fake received: method, path, JSON body (None if not JSON)
-    and the client's address (host, port), which tells connections apart; for a
-    chat or generate request the model answered, its :class:`Evaluation`."""
-
-    method: str
-    path: str
-    json: Any
-    peer: tuple[str, int] | None = None
-    evaluation: Evaluation | None = None
-
-    def _evaluated(self) -> Evaluation:
-        if self.evaluation is None:
-            raise ValueError(f"{self.method} {self.path}: the model did not evaluate this request")
-        return self.evaluation
-
-    @property
-    def seen_messages(self) -> list[dict[str, Any]]:
-        """The messages the model saw (Ollama drops the oldest non-system ones)."""
-        return self._evaluated().seen_messages
-
-    @property
-    def truncated(self) -> bool:
-        """Whether the model saw less than was sent."""
-        return self._evaluated().truncated
-
-    @property
-    def prompt_tokens(self) -> int:
-        """Tokens of the prompt the model saw (``prompt_eval_count``)."""
-        return self._evaluated().prompt_tokens
-
-    @property
-    def cached_tokens(self) -> int:
-        """Prompt tokens served from the KV prefix cache."""
-        return self._evaluated().cached_tokens
-
-    @property
-    def evaluated_tokens(self) -> int:
-        """Prompt tokens evaluated (``prompt_tokens - cached_tokens``)."""
-        return self._evaluated().evaluated_tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,38 +128,6 @@ class _Failure:
     path: str | None
 
 
-def echo_responder(request: FakeChatRequest) -> Reply:
-    """The default responder: ``"You said: <last user message>"``."""
-    return f"You said: {request.last_user_message}"
-
-
-def split_words(text: str) -> list[str]:
-    """Split text into word chunks that join back to exactly ``text``."""
-    return [chunk for chunk in re.split(r"(?<=\s)(?=\S)", text) if chunk]
-
-
-def fake_embedding(text: str, dim: int = EMBED_DIM) -> list[float]:
-    """A deterministic unit vector for ``text``: a signed, hashed bag of words.
-
-    Texts sharing words get similar vectors, so recall-by-similarity is testable.
-    """
-    vector = [0.0] * dim
-    for word in re.findall(r"\w+", text.lower()):
-        digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
-        index = int.from_bytes(digest[:4], "little") % dim
-        vector[index] += 1.0 if digest[4] & 1 else -1.0
-    norm = math.sqrt(sum(x * x for x in vector))
-    if norm == 0.0:
-        vector[0] = 1.0
-        return vector
-    return [x / norm for x in vector]
-
-
-def normalize_model_name(name: str) -> str:
-    """``"llama3.2"`` -> ``"llama3.2:latest"``; names with a tag are unchanged."""
-    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
@@ -195,7 +136,7 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-class FakeOllama(LoopbackServer):
+class FakeOllama(ModelRunner, LoopbackServer):
     """A scriptable Ollama on ``127.0.0.1`` and a free port; see the module docstring.
 
     Attributes tests may set at any time:
@@ -209,6 +150,13 @@ class FakeOllama(LoopbackServer):
       line (``mid_stream_error``) like Ollama does when the runner fails.
     - ``pullable``: names ``/api/pull`` can fetch; None (default) means any name.
     - ``embed_dim``: length of the vectors ``/api/embed`` returns.
+    - ``default_num_ctx``: the window when neither the request nor the model sets
+      one (4096); ``max_loaded_models`` (3); ``num_parallel``: KV cache slots per
+      loaded model (1).
+    - ``load_seconds``, ``seconds_per_prompt_token``, ``seconds_per_generated_token``:
+      how long a load, each evaluated prompt token and each generated token take
+      (0: instant, and nominal durations are reported).
+    - ``specs``: per model :class:`ModelSpec` (set through :meth:`configure_model`).
     """
 
     name = "FakeOllama"
@@ -218,8 +166,8 @@ class FakeOllama(LoopbackServer):
     ) -> None:
         """``models`` replaces the default installed models; ``port`` 0 picks a free
         one; after ``lifetime`` seconds it stops by itself."""
-        super().__init__(lifetime=lifetime, port=port)
-        self.models: list[str] = list(DEFAULT_MODELS if models is None else models)
+        LoopbackServer.__init__(self, lifetime=lifetime, port=port)
+        self.init_models(DEFAULT_MODELS if models is None else models)
         self.requests: list[RecordedRequest] = []
         self.delay: float = 0.0
         self.chunk_delay: float = 0.0
@@ -233,14 +181,6 @@ class FakeOllama(LoopbackServer):
         self._queue: deque[Reply | Responder] = deque()
         self._failures: deque[_Failure] = deque()
         self._garbage = 0
-        self.specs: dict[str, ModelSpec] = {}
-        self.default_num_ctx = DEFAULT_NUM_CTX
-        self.max_loaded_models = DEFAULT_MAX_LOADED_MODELS
-        self.num_parallel = 1
-        self.load_seconds = 0.0
-        self.seconds_per_prompt_token = 0.0
-        self.seconds_per_generated_token = 0.0
-        self.host = ModelHost()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -292,45 +232,7 @@ class FakeOllama(LoopbackServer):
         than was sent (Ollama dropped messages or cut tokens)."""
         return [r for r in self.evaluated_requests() if r.truncated]
 
-    # -- the models ------------------------------------------------------------------
-
-    def spec(self, name: str) -> ModelSpec:
-        """How model ``name`` is presented (see :meth:`configure_model`)."""
-        full = normalize_model_name(name)
-        return self.specs.get(full) or ModelSpec.default_for(full)
-
-    def configure_model(self, name: str, **changes: Any) -> ModelSpec:
-        """Set :class:`ModelSpec` fields of model ``name`` (``context_length``,
-        ``capabilities``, ``num_ctx``, ``architecture``...) and install it."""
-        full = normalize_model_name(name)
-        self.specs[full] = replace(self.spec(full), **changes)
-        if not self.has_model(full):
-            self.models.append(full)
-        return self.specs[full]
-
-    @property
-    def loaded_models(self) -> dict[str, LoadedModel]:
-        """The models in memory by name, least recently used first, with their
-        ``num_ctx`` and KV cache ``slots``."""
-        return dict(self.host.loaded)
-
-    def unload(self, name: str | None = None) -> None:
-        """Unload model ``name`` (or all): its next request loads it, cache cold."""
-        self.host.unload(None if name is None else normalize_model_name(name))
-
-    def _load(self, name: str, options: dict[str, Any]) -> tuple[LoadedModel, bool]:
-        full = normalize_model_name(name)
-        num_ctx = effective_num_ctx(self.spec(full), options, self.default_num_ctx)
-        return self.host.acquire(
-            full, num_ctx, num_parallel=self.num_parallel, max_loaded=self.max_loaded_models
-        )
-
     # -- helpers ---------------------------------------------------------------------
-
-    def has_model(self, name: str) -> bool:
-        """Whether ``name`` is installed (``x`` and ``x:latest`` are the same model)."""
-        wanted = normalize_model_name(name)
-        return any(normalize_model_name(m) == wanted for m in self.models)
 
     async def _begin(
         self, request: web.Request, *, needs_model: bool = True
@@ -440,65 +342,10 @@ class FakeOllama(LoopbackServer):
         await response.write_eof()
         return response
 
-    async def _evaluate(
-        self, record: RecordedRequest, chat: FakeChatRequest, truncate: bool
-    ) -> tuple[Evaluation, CacheSlot]:
-        """Load the model if needed, fit the prompt into its window, and evaluate
-        what its KV cache does not hold; records the :class:`Evaluation`."""
-        loaded, reloaded = self._load(chat.model, chat.options)
-        if reloaded and self.load_seconds:
-            await asyncio.sleep(self.load_seconds)
-        num_keep = int(chat.options.get("num_keep", DEFAULT_NUM_KEEP))
-        fit = fit_prompt(chat.messages, loaded.num_ctx, num_keep=num_keep, truncate=truncate)
-        slot, cached = loaded.load_prompt(fit.tokens)
-        record.evaluation = Evaluation(
-            model=chat.model,
-            num_ctx=loaded.num_ctx,
-            messages=list(chat.messages),
-            seen_messages=fit.seen_messages,
-            requested_tokens=fit.requested_tokens,
-            tokens=tuple(fit.tokens),
-            cut_tokens=fit.cut_tokens,
-            cached_tokens=cached,
-            reloaded=reloaded,
-        )
-        if self.seconds_per_prompt_token:
-            await asyncio.sleep(record.evaluation.evaluated_tokens * self.seconds_per_prompt_token)
-        return record.evaluation, slot
-
-    async def _generate(self, tokens: int) -> None:
-        """Take the time ``tokens`` generated tokens take (``seconds_per_generated_token``)."""
-        if self.seconds_per_generated_token and tokens:
-            await asyncio.sleep(tokens * self.seconds_per_generated_token)
-
-    def _stats(self, evaluation: Evaluation) -> dict[str, Any]:
-        """The final line's fields; like Ollama's, zero figures are left out."""
-        load = round(1e9 * self.load_seconds) + 1_000_000 if evaluation.reloaded else 100_000
-        per_prompt = self.seconds_per_prompt_token or NOMINAL_SECONDS_PER_PROMPT_TOKEN
-        per_token = self.seconds_per_generated_token or NOMINAL_SECONDS_PER_GENERATED_TOKEN
-        prompt = round(1e9 * evaluation.evaluated_tokens * per_prompt)
-        generation = round(1e9 * evaluation.generated_tokens * per_token)
-        metrics = {"total_duration": load + prompt + generation + 100_000, "load_duration": load}
-        metrics |= {"prompt_eval_count": evaluation.prompt_tokens, "prompt_eval_duration": prompt}
-        metrics |= {"eval_count": evaluation.generated_tokens, "eval_duration": generation}
-        done = {"done": True, "done_reason": evaluation.done_reason}
-        return done | {key: value for key, value in metrics.items() if value}
-
     # -- endpoints -------------------------------------------------------------------
 
     async def _root(self, request: web.Request) -> web.Response:
         return web.Response(text="Ollama is running")
-
-    def _model_entry(self, name: str) -> dict[str, Any]:
-        """One model as ``/api/tags`` lists it."""
-        full, spec = normalize_model_name(name), self.spec(name)
-        family = spec.architecture
-        details = {"parent_model": "", "format": "gguf", "family": family, "families": [family]}
-        details |= {"parameter_size": spec.parameter_size}
-        details |= {"quantization_level": spec.quantization_level}
-        digest = hashlib.sha256(full.encode()).hexdigest()
-        entry = {"name": full, "model": full, "modified_at": "2025-01-01T00:00:00Z"}
-        return entry | {"size": spec.size, "digest": digest, "details": details}
 
     async def _version(self, request: web.Request) -> web.Response:
         _, failure = await self._begin(request)
@@ -539,13 +386,21 @@ class FakeOllama(LoopbackServer):
         body, failure = await self._begin(request)
         if failure:
             return failure
-        if request.path == "/api/chat":
+        chatting = request.path == "/api/chat"
+        wrap: Callable[[str], dict[str, Any]] = (
+            (lambda text: {"message": {"role": "assistant", "content": text}})
+            if chatting
+            else (lambda text: {"response": text})
+        )
+        if not (body.get("messages") if chatting else body.get("prompt")):
+            return self._load_only(body, wrap)
+        if chatting:
             messages = list(body.get("messages") or [])
         else:
             messages = [{"role": "system", "content": body["system"]}] if body.get("system") else []
             messages.append({"role": "user", "content": str(body.get("prompt") or "")})
         chat = FakeChatRequest(
-            model=normalize_model_name(str(body["model"])),
+            model=str(body["model"]),
             messages=messages,
             format=body.get("format"),
             options=dict(body.get("options") or {}),
@@ -553,14 +408,21 @@ class FakeOllama(LoopbackServer):
             keep_alive=body.get("keep_alive"),
         )
         truncate = body.get("truncate", True) is not False
-        if request.path == "/api/chat":
-            return await self._answer(
-                request,
-                chat,
-                lambda text: {"message": {"role": "assistant", "content": text}},
-                truncate=truncate,
-            )
-        return await self._answer(request, chat, lambda text: {"response": text}, truncate=truncate)
+        return await self._answer(request, chat, wrap, truncate=truncate)
+
+    def _load_only(
+        self, body: dict[str, Any], wrap: Callable[[str], dict[str, Any]]
+    ) -> web.Response:
+        """A request without messages (or prompt) loads the model, or with
+        ``keep_alive`` 0 unloads it, as Ollama does."""
+        if unloads(body.get("keep_alive")):
+            self.unload(str(body["model"]))
+            reason = "unload"
+        else:
+            self._load(str(body["model"]), dict(body.get("options") or {}))
+            reason = "load"
+        line = {"model": body["model"], "created_at": _now(), **wrap("")}
+        return web.json_response(line | {"done": True, "done_reason": reason})
 
     async def _embed(self, request: web.Request) -> web.Response:
         body, failure = await self._begin(request)

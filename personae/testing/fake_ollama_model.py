@@ -15,9 +15,11 @@
   end. With ``"truncate": false`` nothing is cut and the request fails instead.
 - **The KV prefix cache** (:class:`LoadedModel`). Each loaded model has
   ``num_parallel`` cache slots holding the tokens last evaluated (and generated) in
-  them. A request takes the slot with the longest common token prefix
-  (``findLongestCacheSlot``) and evaluates only what follows it; when the whole
-  prompt is cached, its last token is evaluated again to sample from.
+  them. A request takes the slot sharing the longest token prefix with it, if that
+  is over a tenth of the prompt, else the least recently used slot (llama-server's
+  ``get_available_slot``), and evaluates only what follows the common prefix; when
+  the whole prompt is cached, its last token is evaluated again to sample from.
+  (llama-server's RAM prompt cache, ``--cache-ram``, is not modelled.)
 - **Loading** (:class:`ModelHost`). A model is loaded on first use, and reloaded,
   cache cold, when a request asks for another ``num_ctx``; at most
   ``max_loaded_models`` stay loaded (3, Ollama's default per GPU, or per CPU), the
@@ -41,6 +43,8 @@ DEFAULT_NUM_KEEP = 4
 MIN_NUM_CTX = 4
 DEFAULT_MAX_LOADED_MODELS = 3
 """``defaultModelsPerGPU`` (a CPU-only host counts as one)."""
+SLOT_PROMPT_SIMILARITY = 0.1
+"""llama-server's ``--slot-prompt-similarity`` default."""
 TOO_LONG = "the input length exceeds the context length"
 """Ollama's error when a prompt is too long and ``truncate`` is false."""
 
@@ -99,6 +103,11 @@ class Evaluation:
         return len(self.tokens)
 
     @property
+    def text(self) -> str:
+        """The prompt the model saw, as text (template markers included)."""
+        return "".join(self.tokens)
+
+    @property
     def evaluated_tokens(self) -> int:
         """Prompt tokens actually evaluated (not served from the cache)."""
         return self.prompt_tokens - self.cached_tokens
@@ -145,17 +154,17 @@ def fit_prompt(
     dicts = [dict(m) for m in messages]
     blocks = [message_tokens(m) for m in dicts]
     frame = len(chat_tokens([]))  # BOS and the assistant's header
-    start = 0
     requested = frame + sum(len(b) for b in blocks)
+    start = 0
     if truncate:  # server/prompt.go chatPrompt
         for start in range(len(dicts)):
-            kept = [
-                b for b, m in zip(blocks[:start], dicts, strict=False) if m.get("role") == "system"
-            ]
-            if frame + sum(map(len, kept)) + sum(map(len, blocks[start:])) <= num_ctx:
+            system = sum(len(blocks[i]) for i in range(start) if _is_system(dicts[i]))
+            if frame + system + sum(map(len, blocks[start:])) <= num_ctx:
                 break
-    seen = [m for m in dicts[:start] if _is_system(m)] + dicts[start:]
-    tokens = chat_tokens(seen)
+    shown = [i for i in range(start) if _is_system(dicts[i])] + list(range(start, len(dicts)))
+    seen = [dicts[i] for i in shown]
+    head, *tail = chat_tokens([])
+    tokens = [head, *(token for i in shown for token in blocks[i]), *tail]
     if len(tokens) <= num_ctx - 1:
         return PromptFit(seen, requested, tokens, 0)
     if not truncate:
@@ -174,6 +183,7 @@ class CacheSlot:
 
     id: int
     tokens: list[str] = field(default_factory=list)
+    last_used: int = -1
 
 
 def common_prefix(a: Sequence[str], b: Sequence[str]) -> int:
@@ -194,15 +204,23 @@ class LoadedModel:
     num_ctx: int
     slots: list[CacheSlot]
 
+    uses: int = 0
+
     def load_prompt(self, prompt: Sequence[str]) -> tuple[CacheSlot, int]:
-        """Take the slot with the longest common prefix (the first on a tie), keep
-        that prefix, and hold ``prompt`` in it. Returns the slot and the number of
-        prompt tokens served from the cache (``LoadCacheSlot``)."""
-        slot = max(self.slots, key=lambda s: (common_prefix(s.tokens, prompt), -s.id))
-        cached = common_prefix(slot.tokens, prompt)
+        """Choose a slot as llama-server does (``get_available_slot``): the one
+        sharing the longest prefix with ``prompt`` if that is over
+        :data:`SLOT_PROMPT_SIMILARITY` of the prompt, else the least recently used;
+        keep the common prefix and hold ``prompt`` in it. Returns the slot and the
+        number of prompt tokens served from the cache."""
+        shared = [common_prefix(s.tokens, prompt) for s in self.slots]
+        best = max(range(len(self.slots)), key=lambda i: (shared[i], -i))
+        if not prompt or shared[best] / len(prompt) <= SLOT_PROMPT_SIMILARITY:
+            best = min(range(len(self.slots)), key=lambda i: (self.slots[i].last_used, i))
+        slot, cached = self.slots[best], shared[best]
         if cached == len(prompt):
             cached -= 1  # leave one token to evaluate, to sample the reply from
-        slot.tokens = list(prompt)
+        self.uses += 1
+        slot.tokens, slot.last_used = list(prompt), self.uses
         return slot, max(cached, 0)
 
 
