@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import getpass
 import json
 import logging
@@ -17,9 +18,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from personae import __version__
-from personae.core.cards import load_card, save_card
+from personae.core.cards import PersonaCard, load_card_and_picture, parse_card_json, save_card
 from personae.core.commands import CommandContext
-from personae.core.errors import CommandError, PersonaeError
+from personae.core.errors import CardError, CommandError, PersonaeError
 from personae.core.settings import Settings, load_settings
 from personae.core.types import Scope, Turn
 
@@ -118,11 +119,10 @@ async def _chat(persona_id: str | None, user: str | None, conversation: str) -> 
         console.print(
             f"[bold]{card.name}[/] [dim]({card.id}) — /help for commands, /quit to leave[/]"
         )
-        if not await rt.history.recent(scope, conversation, 1) and card.first_mes:
-            from personae.core.cards import render_macros
-
-            greeting = render_macros(card.first_mes, char=card.name, user=name)
-            console.print(f"[bold cyan]{card.name}:[/] {greeting}", highlight=False)
+        if not await rt.history.recent(scope, conversation, 1):
+            started = await rt.start_conversation(scope, conversation, user_name=name)
+            if started is not None:
+                console.print(f"[bold cyan]{card.name}:[/] {started[1].content}", highlight=False)
         while True:
             try:
                 line = await asyncio.to_thread(input, "you> ")
@@ -134,7 +134,7 @@ async def _chat(persona_id: str | None, user: str | None, conversation: str) -> 
             if line in {"/quit", "/exit"}:
                 break
             if line.startswith("/"):
-                await _run_command(rt, scope, line)
+                await _run_command(rt, scope, line, conversation, name, card.id)
                 continue
             await _reply(rt, Turn(user_id, card.id, line, conversation, "cli", name), card.name)
 
@@ -158,17 +158,28 @@ async def _reply(rt: Any, turn: Turn, speaker: str) -> None:
         console.print()
 
 
-async def _run_command(rt: Any, scope: Scope, line: str) -> None:
+async def _run_command(
+    rt: Any, scope: Scope, line: str, conversation: str, name: str, persona: str
+) -> None:
     try:
         command, args = rt.commands.parse(line)
-        ctx = CommandContext(rt, scope, "cli", args)
+        ctx = CommandContext(
+            rt,
+            scope,
+            "cli",
+            args,
+            visible_id=persona,
+            conversation=conversation,
+            user_name=name,
+        )
         result = await rt.commands.run(command, ctx)
         if result.needs_confirmation:
             answer = await asyncio.to_thread(input, f"{result.text} [y/N] ")
             if answer.strip().lower() not in {"y", "yes"}:
                 console.print("Cancelled.")
                 return
-            result = await rt.commands.run(command, CommandContext(rt, scope, "cli", args, True))
+            ctx = dataclasses.replace(ctx, confirmed=True)
+            result = await rt.commands.run(command, ctx)
         console.print(result.text, markup=False, highlight=False)
         if result.attachment:
             filename, content = result.attachment
@@ -208,27 +219,101 @@ def personas_show(persona_id: str) -> None:
 
 @personas_app.command("import")
 def personas_import(
-    file: Path, shared: Annotated[bool, typer.Option(help="Visible to everyone.")] = True
+    file: Path,
+    shared: Annotated[bool, typer.Option(help="Visible to everyone.")] = True,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace the persona with the same id.")
+    ] = False,
+    new_id: Annotated[str | None, typer.Option("--id", help="Store under this id.")] = None,
 ) -> None:
-    """Import a Character Card (V1/V2/V3; JSON or PNG) as a system persona."""
+    """Import a Character Card (V1/V2/V3; JSON, PNG or .charx) as a system persona.
+    An id already in use gets a new one (mara-2) unless --replace is given; the
+    card's picture becomes the persona's avatar."""
 
     async def go() -> None:
-        card = load_card(file)
+        from personae.core import avatars
+
+        card, picture = load_card_and_picture(file)
+        if new_id:
+            try:
+                card = PersonaCard.model_validate({**card.model_dump(), "id": new_id})
+            except ValueError:
+                raise CardError(
+                    f"--id {new_id!r} is not a persona id: use 1-64 lowercase letters, "
+                    "digits, '-' or '_'."
+                ) from None
+        data_dir = settings().data_dir
+        avatar = (
+            await asyncio.to_thread(avatars.store_avatar, data_dir, picture) if picture else None
+        )
+        card = card.with_settings(avatar=avatar)
         async with runtime() as rt:
-            await rt.personas.save(card, owner_id=None, shared=shared)
-        console.print(f"Imported {card.name} as [bold]{card.id}[/].")
+            old = None
+            if replace:
+                entry = await rt.personas.store.get(card.id)
+                old = parse_card_json(entry[0]).settings.avatar if entry else None
+            try:
+                result = await rt.personas.import_card(
+                    card, owner_id=None, shared=shared, replace=replace
+                )
+            except PersonaeError:
+                avatars.remove_avatar(data_dir, avatar)
+                raise
+        if old and old != avatar:
+            avatars.remove_avatar(data_dir, old)
+        stored = result.card
+        console.print(f"Imported {stored.name} as [bold]{stored.id}[/].", highlight=False)
+        if result.renamed:
+            console.print(
+                f"The id {card.id!r} was already taken, so this is a new persona; "
+                "use --replace to replace that one.",
+                highlight=False,
+            )
+        for note in result.notes:
+            console.print(note, highlight=False)
+
+    run(go())
+
+
+@personas_app.command("delete")
+def personas_delete(persona_id: str) -> None:
+    """Delete an imported (system) persona. Built-in personas from plugins or card
+    folders cannot be deleted; an import that overrode one brings it back."""
+
+    async def go() -> None:
+        from personae.core import avatars
+
+        async with runtime() as rt:
+            stored = await rt.personas.store.get(persona_id)
+            if stored is None or stored[1] is not None:
+                source = rt.personas.system_source(persona_id)
+                if source and stored is None:
+                    raise CommandError(
+                        f"{persona_id!r} is built in ({source}); it cannot be deleted."
+                    )
+                raise CommandError(f"No imported persona {persona_id!r} to delete.")
+            await rt.personas.store.delete(persona_id, owner_id=None)
+            avatar = parse_card_json(stored[0]).settings.avatar
+            avatars.remove_avatar(settings().data_dir, avatar)
+            console.print(f"Deleted {persona_id}.", highlight=False)
+            source = rt.personas.system_source(persona_id)
+            if source:
+                console.print(f"The built-in {persona_id} ({source}) is back.", highlight=False)
 
     run(go())
 
 
 @personas_app.command("export")
 def personas_export(persona_id: str, file: Path) -> None:
-    """Export a persona as a Character Card (.json, or .png with an embedded card)."""
+    """Export a persona as a Character Card (.json; .png or .charx with its picture)."""
 
     async def go() -> None:
+        from personae.core import avatars
+
         async with runtime() as rt:
             card = await rt.personas.get(persona_id, viewer=await cli_user(rt, None))
-        save_card(card, file)
+        picture = avatars.read_avatar(settings().data_dir, card.settings.avatar)
+        save_card(card.with_settings(avatar=None), file, image=picture)
         console.print(f"Wrote {file}.")
 
     run(go())
@@ -300,6 +385,7 @@ def _register_subcommands() -> None:
     from personae.adapters.discord.cli import register as register_discord
     from personae.adapters.web.cli import register as register_web
     from personae.cli_config import register as register_config
+    from personae.cli_lorebook import register as register_lorebook
     from personae.cli_plugins import register as register_plugins
     from personae.portability.cli import register as register_portability
 
@@ -308,6 +394,7 @@ def _register_subcommands() -> None:
     register_plugins(app)
     register_portability(app)
     register_config(app)
+    register_lorebook(personas_app)
 
 
 _register_subcommands()

@@ -82,8 +82,10 @@ async def fake_ollama() -> AsyncIterator[FakeOllama]:
 
 
 def reply_prompts(fake: FakeOllama) -> list[RecordedRequest]:
-    """The persona-reply chat requests the fake received (not the structured-output
-    calls plugins make in the background, e.g. profile extraction)."""
+    """The persona-reply chat requests the fake received: streamed, not the
+    structured-output calls plugins make in the background (profile extraction)
+    nor the conversation summaries (neither streams). A reply's request may end
+    with the card's post-history instructions, after the user's message."""
     return [
         r
         for r in fake.requests_to("/api/chat")

@@ -326,7 +326,12 @@ def test_id_is_derived_from_the_name() -> None:
     assert PersonaCard(name="Dagoth Ur").id == "dagoth-ur"
     assert PersonaCard(name="  Señor   Ñandú!! ").id == "senor-nandu"
     assert PersonaCard(name="x" * 100).id == "x" * 64
-    assert PersonaCard(name="Мария").id.startswith("persona-")
+    assert PersonaCard(name="Мария").id == "mariya"
+
+
+def test_chinese_names_get_readable_transliterated_ids() -> None:
+    assert PersonaCard(name="小红").id == "xiaohong"
+    assert PersonaCard(name="東方 Project").id == "dongfang-project"
 
 
 def test_invalid_id_is_rejected() -> None:
@@ -541,7 +546,7 @@ def test_files_are_sniffed_by_content_not_name(tmp_path: Path) -> None:
 def test_jpeg_is_not_a_card(tmp_path: Path) -> None:
     path = tmp_path / "photo.png"
     path.write_bytes(picture("JPEG"))
-    with pytest.raises(CardError, match="neither a PNG image nor a JSON file"):
+    with pytest.raises(CardError, match="neither a PNG image, a .charx archive nor a JSON file"):
         load_card(path)
 
 
@@ -610,7 +615,7 @@ def test_missing_file_directory_and_empty_file_are_card_errors(tmp_path: Path) -
 
 
 def test_save_card_rejects_unknown_suffix_and_unwritable_values(tmp_path: Path) -> None:
-    with pytest.raises(CardError, match=r"\.json or \.png"):
+    with pytest.raises(CardError, match=r"\.json, \.png or \.charx"):
         save_card(PersonaCard(name="A"), tmp_path / "a.txt")
     card = PersonaCard(name="A", extensions={"bad": {1, 2}})
     with pytest.raises(CardError, match="cannot be written as JSON"):

@@ -131,7 +131,8 @@ async def test_num_ctx_is_sent_on_every_request_and_never_changes(
         await talk(runtime, 30)
     chats = fake_ollama.requests_to("/api/chat")
     assert any(r.json.get("format") for r in chats)  # profile extraction calls too
-    assert any(r.json.get("stream") is False and not r.json.get("format") for r in chats)
+    summaries = [r for r in chats if r.json.get("stream") is False and not r.json.get("format")]
+    assert summaries  # and conversation summaries
     assert {r.json["options"]["num_ctx"] for r in chats} == {8192}  # min(131072, 8192)
     assert len(fake_ollama.requests_to("/api/show")) == 1  # asked once for the model
 

@@ -22,11 +22,13 @@ import unicodedata
 from pathlib import Path
 from typing import Any, Literal
 
+from anyascii import anyascii
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from personae.core import card_png
+from personae.core import card_png, charx
 from personae.core.cache import PerObject
 from personae.core.errors import CardError
+from personae.core.world_info import is_world_info
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,9 @@ class PersonaSettings(BaseModel):
     """An Ollama model that overrides the configured default for this persona."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Model options that override the configured defaults for this persona."""
+    greeting: Literal["first", "random"] = "first"
+    """Which greeting a new conversation starts with when none is asked for:
+    ``first_mes``, or a random one of it and the alternate greetings."""
 
 
 _SETTINGS: PerObject[PersonaSettings] = PerObject(1024)
@@ -184,9 +189,10 @@ class PersonaCard(BaseModel):
 
 
 def slugify(name: str) -> str:
-    """A persona id from a name: "Dagoth Ur" -> "dagoth-ur". Names with no ASCII
-    letters or digits get ``persona-<hash>``."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    """A persona id from a name: "Dagoth Ur" -> "dagoth-ur"; other scripts are
+    transliterated ("小红" -> "xiaohong", "Мария" -> "mariya"). Names with nothing
+    to transliterate get ``persona-<hash>``."""
+    ascii_name = anyascii(unicodedata.normalize("NFKC", name))
     slug = re.sub(r"[^a-z0-9_]+", "-", ascii_name.lower())
     slug = slug.strip("-_")[:64].rstrip("-_")
     if slug:
@@ -267,7 +273,14 @@ def check_card_limits(card: PersonaCard) -> PersonaCard:
 
 
 def load_card(path: Path) -> PersonaCard:
-    """Read a card from a JSON or PNG file, recognised by its content, not its name."""
+    """Read a card from a JSON, PNG or ``.charx`` file, recognised by its content,
+    not its name."""
+    return load_card_and_picture(path)[0]
+
+
+def load_card_and_picture(path: Path) -> tuple[PersonaCard, bytes | None]:
+    """:func:`load_card`, and the card's picture: the PNG itself, or a ``.charx``
+    file's icon (None for JSON)."""
     path = Path(path)
     try:
         if path.is_dir():
@@ -282,14 +295,18 @@ def load_card(path: Path) -> PersonaCard:
         raise CardError(f"Cannot read {path}: {error.strerror or error}.") from None
     try:
         if card_png.is_png(data):
-            return check_card_limits(read_png_card(data))
+            return check_card_limits(read_png_card(data)), data
+        if charx.is_charx(data):
+            card, picture = charx.read_charx(data)
+            return check_card_limits(card), picture
         if not data.strip():
             raise CardError("the file is empty")
         if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] not in (b"{", b"["):
             raise CardError(
-                "it is neither a PNG image nor a JSON file; character cards are one or the other"
+                "it is neither a PNG image, a .charx archive nor a JSON file; "
+                "character cards are one of these"
             )
-        return check_card_limits(parse_card_json(data))
+        return check_card_limits(parse_card_json(data)), None
     except CardError as error:
         raise CardError(f"Cannot load the card {path}: {error}") from error
 
@@ -354,6 +371,12 @@ def _decode_base64(value: str, key: str) -> bytes:
 
 
 def _card_from_document(document: dict[str, Any]) -> PersonaCard:
+    if is_world_info(document):
+        raise CardError(
+            "This file is a lorebook (SillyTavern World Info), not a character card. "
+            "Attach it to a persona: `personae personas lorebook attach PERSONA FILE`, "
+            "or the Lorebook section of the persona editor."
+        )
     spec = document.get("spec")
     data = document.get("data")
     if spec in (SPEC_V2, SPEC_V3) or (spec is None and isinstance(data, dict)):
@@ -448,9 +471,32 @@ def card_to_dict(card: PersonaCard, spec: Spec | None = None) -> dict[str, Any]:
     return {"spec": target, "spec_version": version, "data": data}
 
 
+_MIRRORED = ("name", "description", "personality", "scenario", "first_mes", "mes_example")
+
+
+def export_document(card: PersonaCard, spec: Spec | None = None) -> dict[str, Any]:
+    """:func:`card_to_dict` with the top-level V1 fields SillyTavern writes beside
+    ``data`` (``name``, ``description``, ... ``tags``, ``creatorcomment``), for tools
+    that read only the top level. Exports carry them; stored cards do not need them."""
+    document = card_to_dict(card, spec)
+    data = document["data"]
+    mirror: dict[str, Any] = {key: data[key] for key in _MIRRORED}
+    mirror["creatorcomment"] = data["creator_notes"]
+    mirror["tags"] = list(data["tags"])
+    for key in ("talkativeness", "fav"):
+        if key in data["extensions"]:
+            mirror[key] = copy.deepcopy(data["extensions"][key])
+    return {**mirror, **document}
+
+
+def dumps_document(document: dict[str, Any]) -> bytes:
+    """A card document as compact UTF-8 JSON; :class:`CardError` if it cannot be."""
+    return _dumps(document)
+
+
 def dump_card_json(card: PersonaCard, spec: Spec | None = None) -> bytes:
-    """The card as indented UTF-8 JSON."""
-    return _dumps(card_to_dict(card, spec), indent=2) + b"\n"
+    """The card as indented UTF-8 JSON, with the V1 mirror fields."""
+    return _dumps(export_document(card, spec), indent=2) + b"\n"
 
 
 def _dumps(document: dict[str, Any], indent: int | None = None) -> bytes:
@@ -466,8 +512,8 @@ def write_png_card(card: PersonaCard, image: bytes | None = None) -> bytes:
     SillyTavern writes them. ``image`` is the picture (any format Pillow reads);
     without one a plain avatar with the name's initial is generated."""
     chunks = {
-        "chara": base64.b64encode(_dumps(card_to_dict(card, SPEC_V2))).decode("ascii"),
-        "ccv3": base64.b64encode(_dumps(card_to_dict(card, SPEC_V3))).decode("ascii"),
+        "chara": base64.b64encode(_dumps(export_document(card, SPEC_V2))).decode("ascii"),
+        "ccv3": base64.b64encode(_dumps(export_document(card, SPEC_V3))).decode("ascii"),
     }
     return card_png.write_text_chunks(
         chunks, image=image, label=card.name, seed=card.id, max_bytes=MAX_CARD_BYTES
@@ -475,12 +521,15 @@ def write_png_card(card: PersonaCard, image: bytes | None = None) -> bytes:
 
 
 def save_card(card: PersonaCard, path: Path, *, image: bytes | None = None) -> None:
-    """Write the card to ``path``: JSON for ``.json``, PNG for ``.png``. Saving a PNG
-    over an existing PNG without ``image`` keeps the existing picture."""
+    """Write the card to ``path``: JSON for ``.json``, PNG for ``.png``, the V3 zip
+    for ``.charx``. Saving a PNG over an existing PNG without ``image`` keeps the
+    existing picture."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".json":
         payload = dump_card_json(card)
+    elif suffix == ".charx":
+        payload = charx.write_charx(card, image)
     elif suffix == ".png":
         if image is None and path.is_file():
             try:
@@ -490,7 +539,9 @@ def save_card(card: PersonaCard, path: Path, *, image: bytes | None = None) -> N
             image = existing if card_png.is_png(existing) else None
         payload = write_png_card(card, image)
     else:
-        raise CardError(f"Cannot save a card as {path.name!r}; use a .json or .png file name.")
+        raise CardError(
+            f"Cannot save a card as {path.name!r}; use a .json, .png or .charx file name."
+        )
     temporary = path.with_name(f".{path.name}.tmp")
     try:
         temporary.write_bytes(payload)

@@ -40,6 +40,10 @@ class CommandContext:
     Discord, a ``confirm`` argument elsewhere)."""
     visible_id: str = ""
     """The persona's visible id (``scope.persona_id`` is its internal key)."""
+    conversation: str | None = None
+    """The conversation the command was typed in, when the front end has one."""
+    user_name: str = "User"
+    """How the persona calls the user (for macros in what a command stores)."""
 
     @property
     def persona_id(self) -> str:

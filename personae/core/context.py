@@ -68,7 +68,8 @@ class BudgetPart:
     fitted by ``priority``, lowest first, so the highest priority is cut first.
     A ``required`` part must fit whole, or the prompt is not sent.
     ``placement`` is "prefix" (the first system message, with the card) or
-    "turn" (the system message after the history)."""
+    "turn" (the system message after the history); a part with another placement
+    is only budgeted, and placed by the caller (at-depth lorebook entries)."""
 
     name: str
     items: tuple[str, ...]
@@ -79,8 +80,13 @@ class BudgetPart:
     required: bool = False
     order: int = 100
 
+    reverse: bool = False
+    """Render the kept items last-first (lorebook entries: the most important is
+    kept first and placed last, nearest the new message)."""
+
     def render(self, kept: Sequence[str]) -> str:
-        return "\n".join(part for part in (self.header, *kept, self.footer) if part)
+        items = list(reversed(kept)) if self.reverse else list(kept)
+        return "\n".join(part for part in (self.header, *items, self.footer) if part)
 
 
 @dataclass(slots=True)
@@ -308,10 +314,12 @@ class ContextEngine:
             rendered = fitted_part.part.render(fitted_part.kept)
             if fitted_part.part.placement == "prefix":
                 system.append(rendered)
-            else:
+            elif fitted_part.part.placement == "turn":
                 turn.append(rendered)
-        turn.append(post)
-        return layout(system=system, summary=summary_text, history=history, turn=turn, text=text)
+            # other placements ("depth") are placed by the caller from plan.parts
+        return layout(
+            system=system, summary=summary_text, history=history, turn=turn, text=text, after=post
+        )
 
     def _trim_state(
         self, key: ConversationKey, summaries: Sequence[Summary], history: Sequence[StoredMessage]

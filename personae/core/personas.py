@@ -82,6 +82,16 @@ def _rank(stored: StoredCard, viewer: int | None) -> int:
     return 1 if stored.owner_id is None else 2
 
 
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """What :meth:`PersonaRegistry.import_card` stored: the card as saved (its id
+    may differ from the file's), and what a user should be told."""
+
+    card: PersonaCard
+    renamed: bool = False
+    notes: tuple[str, ...] = ()
+
+
 class PersonaRegistry:
     """Looks up personas with their visibility rules applied."""
 
@@ -225,8 +235,70 @@ class PersonaRegistry:
         await self.store.save(key, card.id, card_to_dict(card), owner_id=owner_id, shared=shared)
         return PersonaEntry(card, "database", owner_id, shared, key)
 
+    async def import_card(
+        self,
+        card: PersonaCard,
+        *,
+        owner_id: int | None,
+        shared: bool = False,
+        replace: bool = False,
+    ) -> ImportResult:
+        """Store an imported card without overwriting anything silently. When its id
+        is taken for this owner (their own persona of that id, a system persona, or
+        for a shared import another shared persona) it gets the next free id
+        (``mara-2``), unless ``replace``: then it replaces the owner's own persona of
+        that id (its memory stays), or, for a system import, overrides a built-in
+        persona (said in the result; deleting the import brings the built-in back).
+        Another user's private persona never counts as taken (ids are per owner, so
+        an import reveals nothing of them), and another owner's persona is never
+        replaced."""
+        taken = await self._taken(card.id, owner_id=owner_id, shared=shared)
+        if taken and not replace:
+            card = card.model_copy(update={"id": await self.free_id(card.id, owner_id, shared)})
+        notes: list[str] = []
+        if replace and taken:
+            same_id = await self.store.with_id(card.id)
+            if any(s.owner_id == owner_id for s in same_id):
+                notes.append(f"It replaced the stored persona {card.id!r}.")
+            elif owner_id is None and card.id in self._system:
+                source = self._system[card.id].source
+                notes.append(
+                    f"It overrides the built-in persona {card.id!r} ({source}); delete it to "
+                    "bring the built-in back."
+                )
+        await self.save(card, owner_id=owner_id, shared=shared)
+        return ImportResult(card=card, renamed=taken and not replace, notes=tuple(notes))
+
+    async def _taken(self, persona_id: str, *, owner_id: int | None, shared: bool) -> bool:
+        """Whether storing ``persona_id`` for this owner would change or shadow a
+        persona someone can see under that id: the owner's own, a system one, or
+        (for a shared persona) another shared one."""
+        if persona_id in self._system:
+            return True
+        for stored in await self.store.with_id(persona_id):
+            if stored.owner_id == owner_id or stored.owner_id is None:
+                return True
+            if shared and stored.shared:
+                return True
+        return False
+
+    async def free_id(self, wanted: str, owner_id: int | None = None, shared: bool = False) -> str:
+        """``wanted``, or ``wanted-2``, ``wanted-3``... : the first id that is not
+        taken for this owner (see :meth:`import_card`)."""
+        base = wanted[:60].rstrip("-_") or "persona"
+        candidate, number = wanted, 1
+        while await self._taken(candidate, owner_id=owner_id, shared=shared):
+            number += 1
+            candidate = f"{base}-{number}"
+        return candidate
+
     def has_system(self, persona_id: str) -> bool:
         return persona_id in self._system
+
+    def system_source(self, persona_id: str) -> str | None:
+        """Where a built-in persona comes from (``plugin:<name>``, ``file:<path>``)."""
+        entry = self._system.get(persona_id)
+        return entry.source if entry else None
 
     async def readable_scopes(self, card: PersonaCard, scope: Scope) -> builtins.list[Scope]:
         """The scopes a turn of ``card`` in ``scope`` may read: its own, then those

@@ -4,10 +4,13 @@ model's window is decided in :mod:`personae.core.context`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from personae.core.cache import PerObject
+from personae.core.card_prompt import base_system_prompt, card_text_is_volatile, stable_lore
 from personae.core.cards import PersonaCard, parse_example_messages, render_macros
+from personae.core.macros import MacroContext, render_all
 from personae.core.types import ChatMessage, PromptSection
 from personae.storage.records import StoredMessage
 
@@ -73,25 +76,31 @@ card object)."""
 
 
 def _persona_parts(card: PersonaCard, user: str) -> tuple[str, ...]:
+    if card_text_is_volatile(card):
+        # {{time}} and the like change between turns: rendered every time (the
+        # model's prompt cache then only holds what comes before the card).
+        context = MacroContext(char=card.name, user=user, now=datetime.now().astimezone())
+        return _render_persona(card, user, lambda text: render_all(text, context).strip())
     return _PERSONA_PARTS.get(card, lambda: _render_persona(card, user), extra=user)
 
 
-def _render_persona(card: PersonaCard, user: str) -> tuple[str, ...]:
+def _render_persona(
+    card: PersonaCard, user: str, render_text: Callable[[str], str] | None = None
+) -> tuple[str, ...]:
     def render(text: str) -> str:
-        return _render(text, card, user)
+        return render_text(text) if render_text else _render(text, card, user)
 
     parts: list[str] = []
-    base = card.system_prompt or (
-        "You are {{char}}. Stay in character and reply as {{char}} would, "
-        "in {{char}}'s own voice. Keep replies conversational."
-    )
-    parts.append(render(base))
+    parts.append(render(base_system_prompt(card)))
+    lore_before, lore_after = stable_lore(card)
+    parts.extend(render(text) for text in lore_before)
     if card.description:
         parts.append(f"About {card.name}:\n{render(card.description)}")
     if card.personality:
         parts.append(f"{card.name}'s personality: {render(card.personality)}")
     if card.scenario:
         parts.append(f"Scenario: {render(card.scenario)}")
+    parts.extend(render(text) for text in lore_after)
     examples = parse_example_messages(card.mes_example, char=card.name, user=user)
     if examples:
         speaker = {"user": user, "assistant": card.name}
@@ -134,10 +143,12 @@ def render_summary(text: str, *, user: str) -> str:
 
 
 def post_history_text(card: PersonaCard, *, user: str) -> str:
-    """The card's ``post_history_instructions``, rendered ("" when it has none)."""
+    """The card's ``post_history_instructions``, every macro rendered ("" when it
+    has none). They follow the new user message, as SillyTavern places them."""
     if not card.post_history_instructions:
         return ""
-    return render_macros(card.post_history_instructions, char=card.name, user=user).strip()
+    context = MacroContext(char=card.name, user=user, now=datetime.now().astimezone())
+    return render_all(card.post_history_instructions, context).strip()
 
 
 def layout(
@@ -147,12 +158,14 @@ def layout(
     history: Sequence[StoredMessage],
     turn: Sequence[str],
     text: str,
+    after: str = "",
 ) -> list[ChatMessage]:
     """The messages of one turn, from what changes least to what changes every
     turn, so consecutive turns share the longest prefix (Ollama evaluates only
     what follows it): the card and stable instructions, the conversation summary,
     the history, the new message, then one system message with this turn's
-    material (recalled memory, per-turn instructions, post-history instructions)."""
+    material (recalled memory, per-turn instructions, lorebook entries activated this
+    turn) and ``after`` (the card's post-history instructions) last."""
     messages = [ChatMessage("system", "\n\n".join(part for part in system if part))]
     if summary:
         messages.append(ChatMessage("system", summary))
@@ -162,7 +175,7 @@ def layout(
         else:
             messages.append(ChatMessage("user", message.content))
     messages.append(ChatMessage("user", text))
-    late = "\n\n".join(part for part in turn if part)
+    late = "\n\n".join(part for part in (*turn, after) if part)
     if late:
         # After the new message, as SillyTavern places post-history instructions:
         # the next turn's request then shares everything up to this message, and
@@ -197,6 +210,8 @@ def build_messages(
         if section.kind == "memory":
             target = system if section.placement == "prefix" else turn
             target.append(render_memory_section(section, user=user))
-    turn.append(post_history_text(card, user=user))
     rendered = render_summary(summary, user=user) if summary else None
-    return layout(system=system, summary=rendered, history=history, turn=turn, text=text)
+    after = post_history_text(card, user=user)
+    return layout(
+        system=system, summary=rendered, history=history, turn=turn, text=text, after=after
+    )

@@ -13,19 +13,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from personae.core.background import BackgroundTasks
+from personae.core.card_prompt import card_book, turn_injections
 from personae.core.cards import PersonaCard, parse_card_json
 from personae.core.clock import Clock
 from personae.core.commands import CommandRegistry
 from personae.core.context import ContextEngine, PromptPlan, Summary
 from personae.core.errors import LLMResponseError, StartupError
+from personae.core.greetings import pick_greeting
 from personae.core.llm.base import ChatRequest, ChatUsage, ContextWindow, LLMBackend
 from personae.core.locks import KeyedLocks
+from personae.core.lore_placement import lore_parts, place_depth_entries
+from personae.core.macros import MacroContext, render_all
 from personae.core.personas import PersonaEntry, PersonaRegistry, avatar_file
 from personae.core.plugins import PluginManager, create_plugin_manager
 from personae.core.proactive import ProactiveHub
@@ -40,6 +45,16 @@ from personae.storage.plugin_state import PluginStateStore
 from personae.storage.records import StoredMessage
 
 log = logging.getLogger("personae.runtime")
+
+
+def _idle_seconds(history: list[StoredMessage]) -> float | None:
+    """Seconds since the conversation's last message ({{idle_duration}})."""
+    last = history[-1].created_at if history else None
+    if last is None:
+        return None
+    if last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)
+    return max(0.0, (datetime.now(UTC) - last).total_seconds())
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +116,7 @@ class Runtime:
         self.started = False
         self.turns_completed = 0
         self.turns_failed = 0
+        self._rng = random.Random()
         self.token_totals = {"prompt": 0, "evaluated": 0, "cached": 0, "completion": 0}
         """Tokens the model reported over all turns (for metrics)."""
 
@@ -254,8 +270,25 @@ class Runtime:
         history: list[StoredMessage],
         summaries: list[Summary],
     ) -> PromptPlan:
-        """The turn's messages fitted to ``window`` (raises ContextTooSmall)."""
-        return self.context.plan(
+        """The turn's messages fitted to ``window`` (raises ContextTooSmall), with
+        the card's lorebook entries and depth prompt placed (see card_prompt)."""
+        lore = self.settings.lorebook
+        book = card_book(card)
+        injections = turn_injections(
+            card,
+            user=turn.user_name,
+            history=[(m.role, m.content) for m in history],
+            text=turn.text,
+            now=datetime.now().astimezone(),
+            idle_seconds=_idle_seconds(history),
+            rng=self._rng,
+            scan_depth=lore.scan_depth if book.scan_depth is None else None,
+            recursive=lore.recursive or book.recursive_scanning,
+            max_recursion_steps=lore.max_recursion_steps,
+            budget=lore.budget_tokens,
+            count_tokens=self.context.counter(window.model).count,
+        )
+        plan = self.context.plan(
             (turn.persona_id, turn.user_id, turn.conversation),
             card,
             window,
@@ -264,7 +297,9 @@ class Runtime:
             history=history,
             sections=sections,
             summaries=summaries,
+            extra_parts=lore_parts(injections),
         )
+        return place_depth_entries(plan, injections)
 
     async def _run_turn(self, turn: Turn, stream: ReplyStream) -> AsyncIterator[str]:
         async with self._conversations.hold((turn.persona_id, turn.user_id, turn.conversation)):
@@ -373,6 +408,37 @@ class Runtime:
         async with contextlib.aclosing(again):
             async for chunk in again:
                 yield chunk
+
+    async def start_conversation(
+        self,
+        scope: Scope,
+        conversation: str,
+        *,
+        user_name: str,
+        greeting: int | None = None,
+        replace: bool = False,
+    ) -> tuple[int, StoredMessage] | None:
+        """Open a conversation with the persona's greeting (``greeting`` numbers
+        it: 0 is ``first_mes``, 1... the alternate greetings; None lets the persona's
+        setting choose), macros rendered, stored as its first assistant message.
+        ``replace`` swaps a greeting nobody has answered yet. None when the
+        conversation has already begun or the persona has no greeting; else the
+        greeting's number and the stored message.
+        :class:`~personae.core.errors.CommandError` for a greeting it does not have."""
+        card = (await self.personas.by_key(scope.persona_id, viewer=scope.user_id)).card
+        picked = pick_greeting(card, greeting, self._rng)
+        if picked is None:
+            return None
+        number, text = picked
+        context = MacroContext(
+            char=card.name, user=user_name, now=datetime.now().astimezone(), rng=self._rng
+        )
+        rendered = render_all(text, context).strip()
+        async with self._conversations.hold((scope.persona_id, scope.user_id, conversation)):
+            stored = await self.history.start_conversation(
+                scope, conversation, rendered, replace=replace
+            )
+        return None if stored is None else (number, stored)
 
     def _count_tokens(self, plan: PromptPlan, usage: ChatUsage | None) -> None:
         """Calibrate the model's token estimate and add to the totals; a backend

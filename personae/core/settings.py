@@ -83,6 +83,20 @@ class MemorySettings(BaseModel):
     still read during the turn and wins if it differs); 0 turns this off."""
 
 
+class LorebookSettings(BaseModel):
+    """How a card's lorebook (World Info) is scanned; SillyTavern's defaults."""
+
+    scan_depth: int = Field(2, ge=0, le=1000)
+    """How many of the last messages (the new one included) are searched for keys,
+    unless the card's book or an entry sets its own."""
+    recursive: bool = False
+    """Whether activated entries' text can activate further entries."""
+    max_recursion_steps: int = Field(3, ge=1, le=10)
+    budget_tokens: int = Field(1000, ge=0)
+    """The most tokens activated entries may take per turn (the highest insertion
+    order kept first); the model's window may leave less."""
+
+
 class RuntimeSettings(BaseModel):
     """Work done after the reply, and stopping."""
 
@@ -131,6 +145,7 @@ class Settings(BaseSettings):
     ollama: OllamaSettings = Field(default_factory=lambda: OllamaSettings())
     memory: MemorySettings = Field(default_factory=lambda: MemorySettings())
     runtime: RuntimeSettings = Field(default_factory=lambda: RuntimeSettings())
+    lorebook: LorebookSettings = Field(default_factory=lambda: LorebookSettings())
     web: WebSettings = Field(default_factory=lambda: WebSettings())
     discord: DiscordSettings = Field(default_factory=lambda: DiscordSettings())
     plugin_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)

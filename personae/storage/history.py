@@ -295,6 +295,48 @@ class HistoryStore:
             return ids
         raise RuntimeError("could not store the exchange")
 
+    async def start_conversation(
+        self, scope: Scope, key: str, greeting: str, *, replace: bool = False
+    ) -> StoredMessage | None:
+        """Store ``greeting`` as the conversation's first message (the persona's),
+        when it has no messages yet; with ``replace``, also when its only message is
+        the persona's (a greeting not answered yet), whose text is replaced. None
+        when the conversation has already begun."""
+        cache_key = (scope.persona_id, scope.user_id, key)
+        async with in_transaction("default") as conn:
+            conversation, _ = await Conversation.get_or_create(
+                persona_id=scope.persona_id, user_id=scope.user_id, key=key, using_db=conn
+            )
+            rows = (
+                await Message.filter(
+                    persona_id=scope.persona_id,
+                    user_id=scope.user_id,
+                    conversation_id=conversation.id,
+                )
+                .using_db(conn)
+                .order_by("id")
+                .limit(2)
+            )
+            if not rows:
+                row = await Message.create(
+                    conversation_id=conversation.id,
+                    persona_id=scope.persona_id,
+                    user_id=scope.user_id,
+                    role="assistant",
+                    content=greeting,
+                    using_db=conn,
+                )
+            elif replace and len(rows) == 1 and rows[0].role == "assistant":
+                row = rows[0]
+                row.content = greeting
+                await row.save(using_db=conn, update_fields=["content"])
+            else:
+                return None
+        self._tails.pop(cache_key, None)
+        self._generation += 1  # a tail read meanwhile may hold the old greeting
+        keep_recent(self._ids, cache_key, conversation.id, 10_000)
+        return _record(row, key)
+
     async def conversations(self, scope: Scope) -> list[dict[str, Any]]:
         """The scope's conversations, most recently active first. ``updated_at`` is
         the time of the last message (a turn writes only its messages, not the

@@ -145,9 +145,10 @@ async def run_turn(
 
 def _ends_with(body: dict[str, Any], text: str) -> bool:
     """Whether the request's newest user message is ``text`` (the turn's own system
-    message with recalled memory and instructions may follow it)."""
+    message, with recalled memory, instructions and post-history instructions, may
+    follow it)."""
     users = [m for m in body.get("messages") or [] if m.get("role") == "user"]
-    return bool(users) and users[-1].get("content") == text
+    return bool(users) and users[-1] == {"role": "user", "content": text}
 
 
 async def run_command(
@@ -157,19 +158,30 @@ async def run_command(
     persona: str | None = None,
     user: str | int = DEFAULT_USER,
     confirm: bool = False,
+    conversation: str = "test",
 ) -> CommandResult:
-    """Run a chat command (``"/mood warm"``) as a front end would. ``confirm``
-    answers yes when the command asks for confirmation."""
+    """Run a chat command (``"/mood warm"``) as a front end would, in
+    ``conversation``. ``confirm`` answers yes when the command asks for confirmation."""
     where = await scope(runtime, persona, user)
     command, args = runtime.commands.parse(line)
     shown = persona or runtime.settings.default_persona
-    result = await runtime.commands.run(
-        command, CommandContext(runtime, where, TEST_PLATFORM, args, False, shown)
-    )
-    if result.needs_confirmation and confirm:
-        result = await runtime.commands.run(
-            command, CommandContext(runtime, where, TEST_PLATFORM, args, True, shown)
+    name = user if isinstance(user, str) else DEFAULT_USER
+
+    def context(confirmed: bool) -> CommandContext:
+        return CommandContext(
+            runtime,
+            where,
+            TEST_PLATFORM,
+            args,
+            confirmed,
+            visible_id=shown,
+            conversation=conversation,
+            user_name=name,
         )
+
+    result = await runtime.commands.run(command, context(False))
+    if result.needs_confirmation and confirm:
+        result = await runtime.commands.run(command, context(True))
     return result
 
 

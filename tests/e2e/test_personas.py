@@ -112,12 +112,12 @@ def test_character_cards_export_as_png_and_json_and_import(
     }
     card_v2 = {"spec": "chara_card_v2", "spec_version": "2.0", "data": lighthouse}
     upload.write_text(json.dumps(card_v2))
-    page.get_by_label("Import card (PNG/JSON)").set_input_files(upload)
+    page.get_by_label("Import card (PNG/JSON/CHARX)").set_input_files(upload)
     mine = page.get_by_role("region", name="My personas")
     expect(mine.locator("article", has_text="Old Lighthouse")).to_contain_text(
         "Old Lighthouse has stood on the cliff for a century."
     )
-    expect(page.get_by_role("status")).to_contain_text("Imported Old Lighthouse.")
+    expect(page.get_by_role("status")).to_contain_text("Imported Old Lighthouse as")
 
 
 def test_voice_presets_can_be_previewed_and_chosen(page: Any, username: str) -> None:

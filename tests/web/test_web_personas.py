@@ -96,14 +96,19 @@ async def test_a_user_cannot_take_a_system_id_but_may_reuse_another_users_privat
 
     system = await carol.post("/api/personas", json={"name": "Sage", "id": "sage"})
     other = await carol.post("/api/personas", json={"name": "Mine too", "id": "taken"})
-    imported = await carol.post(
-        "/api/personas/import",
-        data=json.dumps(card_to_dict(PersonaCard(name="Fake Sage", id="sage"))).encode(),
+    fake_sage = json.dumps(card_to_dict(PersonaCard(name="Fake Sage", id="sage"))).encode()
+    replacing = await carol.post("/api/personas/import?replace=true", data=fake_sage)
+    taking = await carol.post(
+        "/api/personas/import?replace=true",
+        data=json.dumps(card_to_dict(PersonaCard(name="Mine too", id="taken"))).encode(),
     )
 
-    assert (system.status, other.status, imported.status) == (409, 201, 409)
+    # Carol's "taken" is her own (Bob's private one is no obstacle); replacing it
+    # is hers to do; a system id is never hers to replace.
+    assert (system.status, other.status, replacing.status, taking.status) == (409, 201, 409, 201)
     assert (await bob.get("/api/personas/taken")).data["name"] == "Mine"
     assert (await carol.get("/api/personas/taken")).data["name"] == "Mine too"
+    assert (await carol.get("/api/personas/sage")).data["name"] == "Sage"
 
 
 async def test_invalid_persona_bodies_are_422(bob: Caller) -> None:

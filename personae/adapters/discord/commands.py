@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from personae.adapters.discord.delivery import DELIVERY_ERRORS
-from personae.adapters.discord.events import PLATFORM
+from personae.adapters.discord.events import PLATFORM, conversation_key
 from personae.adapters.discord.splitting import split_message
 from personae.adapters.discord.voice import command_payload as voice_payload
 from personae.core.commands import Command, CommandContext, CommandResult
@@ -262,7 +262,15 @@ class SlashCommands:
         user_id = await self._user_id(interaction)
         persona_id = await self.bot.active_persona(interaction.channel)
         scope = await self.runtime.personas.scope(persona_id, user_id)
-        ctx = CommandContext(self.runtime, scope, PLATFORM, args, visible_id=persona_id)
+        ctx = CommandContext(
+            self.runtime,
+            scope,
+            PLATFORM,
+            args,
+            visible_id=persona_id,
+            conversation=conversation_key(interaction.channel_id or 0),
+            user_name=interaction.user.display_name,
+        )
         try:
             result = await self.runtime.commands.run(command, ctx)
         except PersonaeError as exc:

@@ -24,12 +24,16 @@ from personae.adapters.web.schemas import (
     ChatReply,
     ConversationList,
     ConversationOut,
+    GreetingBody,
+    GreetingOut,
     MessageOut,
     MessagePage,
 )
 from personae.adapters.web.turns import reply_once, stream_reply
 from personae.adapters.web.uploads import read_json
 from personae.adapters.web.voice_routes import SpokenReply, wants_speech
+from personae.core.errors import CommandError
+from personae.core.greetings import greetings
 from personae.core.runtime import Reply
 from personae.core.types import Turn
 
@@ -63,6 +67,16 @@ async def chat(request: web.Request) -> web.StreamResponse:
             f"Messages are limited to {config.max_message_chars} characters.",
         )
     check_chat_allowed(request, principal)
+    if body.greeting is not None:
+        try:
+            await runtime(request).start_conversation(
+                entry.scope(principal.user_id),
+                PREFIX + body.conversation,
+                user_name=principal.account.name,
+                greeting=body.greeting,
+            )
+        except CommandError as error:
+            raise Problem(422, "No such greeting", str(error)) from None
     turn = Turn(
         user_id=principal.user_id,
         persona_id=entry.id,
@@ -141,6 +155,39 @@ async def list_messages(request: web.Request) -> web.Response:
     )
 
 
+async def start_conversation(request: web.Request) -> web.Response:
+    """Open a conversation with one of the persona's greetings, stored as its first
+    message; 409 once the conversation has begun, 204 when the persona has none."""
+    principal = await current_user(request)
+    entry = await visible_persona(request, principal)
+    name = conversation_name(request.match_info["conversation"])
+    body = await read_json(request, GreetingBody, settings(request).web.max_body_bytes)
+    try:
+        started = await runtime(request).start_conversation(
+            entry.scope(principal.user_id),
+            PREFIX + name,
+            user_name=principal.account.name,
+            greeting=body.greeting,
+            replace=body.replace,
+        )
+    except CommandError as error:
+        raise Problem(422, "No such greeting", str(error)) from None
+    if started is None:
+        if not any(text.strip() for text in greetings(entry.card)):
+            return web.Response(status=204)
+        raise Problem(409, "Conversation already begun", "Clear it to start with a greeting.")
+    number, m = started
+    return ok(
+        GreetingOut(
+            greeting=number,
+            greetings=len(greetings(entry.card)),
+            message=MessageOut(
+                id=m.id, role=m.role, content=m.content, created_at=iso(m.created_at)
+            ),
+        )
+    )
+
+
 async def clear_conversation(request: web.Request) -> web.Response:
     principal = await current_user(request)
     entry = await visible_persona(request, principal)
@@ -173,6 +220,13 @@ ENDPOINTS = [
              response=MessagePage, path_params=CONV, errors=(404,),
              query=(Param("before", INTEGER_ID, "Only messages older than this id."),
                     Param("limit", {"type": "integer", "minimum": 1, "maximum": 200}))),
+    Endpoint("POST", "/api/personas/{persona_id}/conversations/{conversation}/greeting",
+             start_conversation, "Start a conversation with a greeting", "chat",
+             body=GreetingBody, response=GreetingOut, path_params=CONV,
+             errors=(404, 409, 422),
+             description="Stores the greeting (macros filled in) as the conversation's first "
+             "message, so the model sees it too. Answers 204 when the persona has no "
+             "greeting. With `replace`, swaps a greeting nobody has answered yet."),
     Endpoint("DELETE", "/api/personas/{persona_id}/conversations/{conversation}",
              clear_conversation, "Clear a conversation", "chat", status=204, path_params=CONV,
              errors=(404,)),

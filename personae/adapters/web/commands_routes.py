@@ -8,6 +8,7 @@ import base64
 from aiohttp import web
 
 from personae.adapters.web.auth import current_user
+from personae.adapters.web.chat_routes import PREFIX
 from personae.adapters.web.helpers import check_chat_allowed, ok, runtime, settings, visible_persona
 from personae.adapters.web.problems import Problem
 from personae.adapters.web.routing import PERSONA_ID, Endpoint
@@ -71,6 +72,8 @@ async def run_command(request: web.Request) -> web.Response:
         args=dict(body.args),
         confirmed=body.confirm,
         visible_id=entry.id,
+        conversation=PREFIX + body.conversation,
+        user_name=principal.account.name,
     )
     result = await rt.commands.run(command, context)
     attachment = None

@@ -20,8 +20,15 @@ from personae.adapters.web.auth import Principal, current_user
 from personae.adapters.web.helpers import ok, runtime, settings, visible_persona
 from personae.adapters.web.problems import Problem
 from personae.adapters.web.routing import PERSONA_ID, Endpoint, Param
-from personae.adapters.web.schemas import PersonaCreate, PersonaList, PersonaOut, PersonaPatch
+from personae.adapters.web.schemas import (
+    ImportedPersona,
+    PersonaCreate,
+    PersonaList,
+    PersonaOut,
+    PersonaPatch,
+)
 from personae.adapters.web.uploads import read_json, read_upload, reencode_avatar, sniff
+from personae.core.card_prompt import card_book
 from personae.core.cards import (
     EXTENSION_KEY,
     PersonaCard,
@@ -32,6 +39,7 @@ from personae.core.cards import (
     read_png_card,
     write_png_card,
 )
+from personae.core.charx import is_charx, read_charx, write_charx
 from personae.core.errors import CardError
 from personae.core.personas import PersonaEntry
 from personae.core.private_files import write_private
@@ -84,6 +92,7 @@ def persona_out(entry: PersonaEntry, principal: Principal) -> PersonaOut:
         mine=mine,
         editable=mine or (entry.is_system and principal.account.is_admin),
         avatar_url=f"/api/personas/{card.id}/avatar" if _avatar_name(card) else None,
+        lorebook_entries=len(card_book(card).entries),
     )
 
 
@@ -253,35 +262,52 @@ async def import_card(request: web.Request) -> web.Response:
     new_id = request.query.get("id") or None
     if new_id is not None and not re.fullmatch(PERSONA_ID["pattern"], new_id):
         raise Problem(422, "Invalid query parameter", "id must be a persona id (a-z, 0-9, -, _).")
+    replace = _flag(request, "replace")
     config = settings(request).web
     data = await read_upload(request, config.max_upload_bytes)
     kind = sniff(data)
+    picture: bytes | None = data if kind == "png" else None
     if kind == "png":
         card = await asyncio.to_thread(read_png_card, data)
     elif kind == "json":
         card = parse_card_json(data)
+    elif is_charx(data):
+        card, picture = await asyncio.to_thread(read_charx, data)
     else:
-        raise Problem(415, "Unsupported card type", "Upload a character card as JSON or PNG.")
+        raise Problem(
+            415, "Unsupported card type", "Upload a character card as JSON, PNG or .charx."
+        )
     card = _sanitize(check_card_limits(card), principal, new_id)
     avatar = None
-    if kind == "png":
-        png = await reencode_avatar(data, config.avatar_max_pixels)
+    if picture is not None:
+        png = await reencode_avatar(picture, config.avatar_max_pixels)
         avatar = await _store_avatar(request, png)
         card = card.with_settings(avatar=avatar)
     try:
-        entry = await _save(request, card, None if system else principal.user_id, shared or system)
-    except Problem:
+        result = await runtime(request).personas.import_card(
+            card, owner_id=None if system else principal.user_id, shared=shared or system,
+            replace=replace,
+        )  # fmt: skip
+    except CardError as error:
+        await _remove_avatar(request, avatar)
+        raise Problem(409, "Persona id taken", f"{error} Choose another id.") from None
+    except BaseException:
         await _remove_avatar(request, avatar)
         raise
-    return ok(persona_out(entry, principal), 201)
+    entry = await runtime(request).personas.entry(result.card.id, viewer=principal.user_id)
+    notes = list(result.notes)
+    if result.renamed:
+        notes.insert(0, f"The id {card.id!r} was taken, so it was imported as {result.card.id!r}.")
+    out = persona_out(entry, principal)
+    return ok(ImportedPersona(**out.model_dump(), notes=notes), 201)
 
 
 async def export_card(request: web.Request) -> web.Response:
     principal = await current_user(request)
     entry = await visible_persona(request, principal)
     kind = request.query.get("format", "json")
-    if kind not in {"json", "png"}:
-        raise Problem(422, "Invalid query parameter", "format must be json or png.")
+    if kind not in {"json", "png", "charx"}:
+        raise Problem(422, "Invalid query parameter", "format must be json, png or charx.")
     card = entry.card.with_settings(avatar=None)
     disposition = f'attachment; filename="{card.id}.{kind}"'
     if kind == "json":
@@ -291,6 +317,13 @@ async def export_card(request: web.Request) -> web.Response:
             headers={"Content-Disposition": disposition},
         )
     image = await _read_avatar(request, entry.card)
+    if kind == "charx":
+        archive = await asyncio.to_thread(write_charx, card, image)
+        return web.Response(
+            body=archive,
+            content_type="application/zip",
+            headers={"Content-Disposition": disposition},
+        )
     png = await asyncio.to_thread(write_png_card, card, image)
     return web.Response(
         body=png, content_type="image/png", headers={"Content-Disposition": disposition}
@@ -304,12 +337,15 @@ ENDPOINTS = [
              response=PersonaList),
     Endpoint("POST", "/api/personas", create_persona, "Create a custom persona", "personas",
              body=PersonaCreate, response=PersonaOut, status=201, errors=(409,)),
-    Endpoint("POST", "/api/personas/import", import_card, "Import a Character Card (JSON or PNG)",
-             "personas", raw_body=UPLOAD, response=PersonaOut, status=201,
+    Endpoint("POST", "/api/personas/import", import_card,
+             "Import a Character Card (JSON, PNG or .charx)",
+             "personas", raw_body=UPLOAD, response=ImportedPersona, status=201,
              errors=(403, 409, 413, 415),
              query=(Param("shared", {"type": "boolean"}, "Visible to every user."),
                     Param("system", {"type": "boolean"}, "Import as a system persona (admins)."),
-                    Param("id", PERSONA_ID, "Store under this id instead of the card's."))),
+                    Param("id", PERSONA_ID, "Store under this id instead of the card's."),
+                    Param("replace", {"type": "boolean"}, "Replace the persona with this id "
+                          "(default: an id in use gets a new one, e.g. `mara-2`)."))),
     Endpoint("GET", "/api/personas/{persona_id}", get_persona, "One persona", "personas",
              response=PersonaOut, path_params=PID, errors=(404,)),
     Endpoint("PATCH", "/api/personas/{persona_id}", patch_persona, "Edit a persona", "personas",
@@ -325,7 +361,7 @@ ENDPOINTS = [
              "personas", status=204, path_params=PID, errors=(403, 404)),
     Endpoint("GET", "/api/personas/{persona_id}/card", export_card,
              "Export as a Character Card", "personas", response=CARD, path_params=PID,
-             query=(Param("format", {"type": "string", "enum": ["json", "png"]}),),
+             query=(Param("format", {"type": "string", "enum": ["json", "png", "charx"]}),),
              errors=(404,)),
 ]  # fmt: skip
 

@@ -134,6 +134,14 @@ class PersonaOut(BaseModel):
     mine: bool
     editable: bool
     avatar_url: str | None
+    lorebook_entries: int = 0
+    """How many entries the persona's lorebook holds (0: none)."""
+
+
+class ImportedPersona(PersonaOut):
+    notes: list[str] = []
+    """What the user should know about the import: a new id because the card's was
+    taken, or a built-in persona it now overrides."""
 
 
 class PersonaList(BaseModel):
@@ -148,6 +156,26 @@ class ChatBody(Body):
     conversation: str = ConversationName
     stream: bool = Field(
         default=False, description="Answer as Server-Sent Events (also: Accept: text/event-stream)."
+    )
+    greeting: int | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description="When the conversation has no messages yet, open it with this greeting "
+        "first (0 is the card's first message, 1... its alternate greetings).",
+    )
+
+
+class GreetingBody(Body):
+    greeting: int | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description="Which greeting: 0 is the card's first message, 1... its alternate "
+        "greetings. Default: the persona's setting (the first, or a random one).",
+    )
+    replace: bool = Field(
+        default=False, description="Swap the greeting if nobody has answered it yet."
     )
 
 
@@ -164,6 +192,14 @@ class MessageOut(BaseModel):
     role: str
     content: str
     created_at: str | None
+
+
+class GreetingOut(BaseModel):
+    greeting: int
+    """The number of the greeting stored."""
+    greetings: int
+    """How many greetings the persona has (first message and alternates)."""
+    message: MessageOut
 
 
 class MessagePage(BaseModel):
@@ -243,6 +279,7 @@ class AccountDeleteBody(Body):
 class CommandBody(Body):
     args: dict[str, str] = Field(default_factory=dict, max_length=20)
     confirm: bool = False
+    conversation: str = ConversationName
 
 
 class AttachmentOut(BaseModel):

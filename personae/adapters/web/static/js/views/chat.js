@@ -3,9 +3,9 @@
 // follow-up questions as they arrive.
 
 import { api, seg } from "../api.js";
-import { avatar, confirmDialog, errorBox, fillNames, h, mount } from "../dom.js";
+import { avatar, confirmDialog, errorBox, h, mount } from "../dom.js";
 import { postStream } from "../sse.js";
-import { currentPersona, loadMe, loadPersonas, session, setCurrentPersona, userName } from "../state.js";
+import { currentPersona, loadMe, loadPersonas, session, setCurrentPersona } from "../state.js";
 import { loadVoices, playButton, stopAudio } from "../voice.js";
 
 const CONVERSATION = "default";
@@ -85,17 +85,48 @@ export async function chatView(main) {
 
   const messagesUrl = () => `/api/personas/${seg(persona.id)}/conversations/${CONVERSATION}/messages`;
 
+  const greetingUrl = () => `/api/personas/${seg(persona.id)}/conversations/${CONVERSATION}/greeting`;
+  let greetingNumber = 0;
+
+  // Before the first reply, the greeting can be swapped for one of the card's alternate greetings.
+  const addGreetingSwap = (node) => {
+    const total = 1 + (persona.alternate_greetings || []).length;
+    if (total < 2) return;
+    const swap = h("button", { type: "button", class: "ghost small greeting-swap" }, "Another greeting");
+    swap.addEventListener("click", async () => {
+      error.clear();
+      try {
+        const started = await api.post(greetingUrl(), { greeting: (greetingNumber + 1) % total, replace: true });
+        if (!started) return;
+        greetingNumber = started.greeting;
+        node.body.textContent = started.message.content;
+      } catch (failure) {
+        error.show(failure.message);
+      }
+    });
+    node.querySelector(".tools").append(swap);
+  };
+
   const loadHistory = async () => {
     error.clear();
     log.replaceChildren();
     oldest = null;
     try {
       const page = await api.get(`${messagesUrl()}?limit=${PAGE}`);
-      if (!page.messages.length && persona.greeting) {
-        log.append(bubble("assistant", fillNames(persona.greeting, { char: persona.name, user: userName() }),
-          { note: "greeting" }));
+      if (!page.messages.length) {
+        // The greeting is stored as the conversation's first message, so the model sees it too.
+        const started = await api.post(greetingUrl(), {});
+        if (started) {
+          greetingNumber = started.greeting;
+          page.messages.push(started.message);
+        }
       }
-      for (const m of page.messages) log.append(bubble(m.role === "user" ? "user" : "assistant", m.content, { id: m.id }));
+      page.messages.forEach((m, index) => {
+        const first = index === 0 && !page.next_before && m.role === "assistant";
+        const node = bubble(m.role === "user" ? "user" : "assistant", m.content, { id: m.id, note: first ? "greeting" : null });
+        if (first && page.messages.length === 1) addGreetingSwap(node);
+        log.append(node);
+      });
       oldest = page.next_before;
       older.hidden = !oldest;
       await showPendingFollowUps();
@@ -159,6 +190,7 @@ export async function chatView(main) {
           },
         });
       reply.body.textContent = done.text;
+      log.querySelector(".greeting-swap")?.remove();
       mine.dataset.id = done.user_message_id;
       reply.setId(done.reply_message_id);
     } catch (failure) {

@@ -111,6 +111,23 @@ export async function openEditor(persona) {
       sampleStatus, h("div", { class: "row" }, playSample, removeSampleButton));
   }
 
+  // -- lorebook: a SillyTavern World Info file attached on save (replacing the persona's book)
+  const lorebookInput = h("input", { type: "file", name: "lorebook", accept: ".json,application/json" });
+  let removeLorebook = false;
+  const lorebookStatus = h("p", { class: "hint" }, p.lorebook_entries
+    ? `This persona has a lorebook of ${p.lorebook_entries} entries.` : "No lorebook.");
+  const removeLorebookButton = h("button", { type: "button", class: "ghost small", hidden: !p.lorebook_entries }, "Remove lorebook");
+  removeLorebookButton.addEventListener("click", () => {
+    removeLorebook = true;
+    lorebookInput.value = "";
+    lorebookStatus.textContent = "The lorebook is removed when you save.";
+    removeLorebookButton.hidden = true;
+  });
+  lorebookInput.addEventListener("change", () => {
+    removeLorebook = false;
+    if (lorebookInput.files[0]) lorebookStatus.textContent = `${lorebookInput.files[0].name} replaces the lorebook when you save.`;
+  });
+
   // -- behaviour
   const curiosity = h("select", { name: "curiosity" },
     CURIOSITY.map(([value, label]) => h("option", { value, selected: value === (p.curiosity || "low") }, label)));
@@ -140,6 +157,9 @@ export async function openEditor(persona) {
       section("Avatar",
         h("div", { class: "row align-center" }, preview, h("div", { class: "grow" },
           field("Avatar image", avatarInput, "PNG, JPEG, GIF or WebP."), removeAvatarButton))),
+      section("Lorebook",
+        field("Attach a lorebook", lorebookInput, "A SillyTavern World Info file (JSON). Its entries reach the prompt when their keywords come up."),
+        lorebookStatus, removeLorebookButton),
       voiceSection,
       section("Curiosity and memory",
         field("Curiosity", curiosity, "How often they ask you follow-up questions."),
@@ -176,6 +196,8 @@ export async function openEditor(persona) {
         const path = `/api/personas/${seg(saved.id)}`;
         if (avatarInput.files[0]) saved = await api.upload("PUT", `${path}/avatar`, avatarInput.files[0]);
         else if (removeAvatar) await api.del(`${path}/avatar`);
+        if (lorebookInput.files[0]) saved = await api.upload("PUT", `${path}/lorebook`, lorebookInput.files[0]);
+        else if (removeLorebook) await api.del(`${path}/lorebook`);
         if (voices && sampleInput.files[0]) await api.upload("PUT", `${path}/voice-sample`, sampleInput.files[0]);
         else if (voices && removeSample) await api.del(`${path}/voice-sample`);
         dialog.returnValue = "saved";

@@ -12,7 +12,7 @@ export async function personasView(main) {
   const error = errorBox();
   const body = h("div", { class: "persona-sections" });
   const importInput = h("input", {
-    type: "file", id: "import-card", class: "visually-hidden", accept: ".png,.json,image/png,application/json",
+    type: "file", id: "import-card", class: "visually-hidden", accept: ".png,.json,.charx,image/png,application/json,application/zip",
   });
   const create = h("button", { type: "button", class: "primary" }, "+ New persona");
   main.append(h("section", { class: "page" }, settingsHeader("/settings/personas"), error, body));
@@ -40,7 +40,7 @@ export async function personasView(main) {
     error.clear();
     try {
       const persona = await api.upload("POST", "/api/personas/import", file);
-      toast(`Imported ${persona.name}.`);
+      toast([`Imported ${persona.name} as ${persona.id}.`, ...(persona.notes || [])].join(" "));
       await refresh();
     } catch (failure) {
       error.show(`Could not import ${file.name}: ${failure.message}`);
@@ -109,7 +109,9 @@ export async function personasView(main) {
       h("summary", { class: "button ghost small", "aria-label": `Export ${persona.name}` }, "Export"),
       h("div", { class: "menu-items" },
         h("a", { href: `/api/personas/${seg(persona.id)}/card?format=png`, download: `${persona.id}.png` }, "Card as PNG"),
-        h("a", { href: `/api/personas/${seg(persona.id)}/card?format=json`, download: `${persona.id}.json` }, "Card as JSON")));
+        h("a", { href: `/api/personas/${seg(persona.id)}/card?format=json`, download: `${persona.id}.json` }, "Card as JSON"),
+        h("a", { href: `/api/personas/${seg(persona.id)}/card?format=charx`, download: `${persona.id}.charx` }, "Card as CHARX"),
+        persona.lorebook_entries > 0 && h("a", { href: `/api/personas/${seg(persona.id)}/lorebook`, download: `${persona.id}-lorebook.json` }, "Lorebook (World Info)")));
 
   const card = (persona, { highlight = false } = {}) => {
     const isCurrent = persona.id === currentPersona()?.id;
@@ -155,7 +157,7 @@ export async function personasView(main) {
         h("div", { class: "section-head" }, h("h2", { id: "mine-heading" }, "My personas"),
           h("div", { class: "row" }, create, importInput,
             // The file input stays focusable (visually hidden); its label looks like a button.
-            h("label", { for: "import-card", class: "button ghost file-button" }, "Import card (PNG/JSON)"))),
+            h("label", { for: "import-card", class: "button ghost file-button" }, "Import card (PNG/JSON/CHARX)"))),
         grid(mine, "You have not made a persona yet. Create one, or import a character card.")),
       shared.length > 0 && h("section", { "aria-labelledby": "shared-heading" },
         h("h2", { id: "shared-heading" }, "Shared with me"), grid(shared, "")),
