@@ -50,6 +50,9 @@ INVALID_SESSION, HELLO, HEARTBEAT_ACK = 9, 10, 11
 
 RESET = 0
 """A "status" for :meth:`FakeDiscord.fail_next`: drop the connection unanswered."""
+STALL = -1
+"""A "status" for :meth:`FakeDiscord.fail_next`: answer only after ``retry_after``
+seconds (a stalled connection)."""
 
 VIEW_CHANNEL = 1 << 10
 SEND_MESSAGES = 1 << 11
@@ -515,7 +518,8 @@ class FakeDiscord(LoopbackServer):
     ) -> None:
         """Answer the next request matching ``method`` and the ``path`` regex with an
         error: 403 (Missing Permissions), 429 (rate limited, ``retry_after``), 5xx,
-        or :data:`RESET` to break the connection without answering."""
+        :data:`RESET` to break the connection without answering, or :data:`STALL`
+        to answer only after ``retry_after`` seconds."""
         default = {403: 50013, 404: 10003, 429: 0}.get(status, 0)
         self._failures.append(
             _Failure(method, re.compile(path), status, retry_after, code or default)
@@ -689,6 +693,11 @@ class FakeDiscord(LoopbackServer):
         self.requests.append(recorded)
         try:
             failure = self._take_failure(request.method, path)
+            if failure is not None and failure.status == STALL:
+                # No answer for a while (an overloaded edge, a half-open connection);
+                # the request is then served, as a late answer would be.
+                await asyncio.sleep(failure.retry_after)
+                failure = None
             if failure is not None and failure.status == RESET:
                 # The connection breaks with no answer, as a reset or a dropped
                 # proxy does; discord.py lets aiohttp's error through raw.

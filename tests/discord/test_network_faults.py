@@ -11,7 +11,7 @@ import pytest
 from personae.adapters.discord.delivery import webhook_username
 from personae.core.cards import PersonaCard, parse_card_json
 from personae.core.types import Scope
-from personae.testing.fake_discord import RESET
+from personae.testing.fake_discord import RESET, STALL
 from tests.discord.conftest import Harness, StartBot, World, chat_reply, eventually, final_contents
 
 WEBHOOK_EXECUTE = r"/webhooks/\d+/\w+"
@@ -158,3 +158,36 @@ async def test_the_fake_refuses_a_sixth_message_in_five_seconds_with_a_429(
                 remaining = response.headers.get("X-RateLimit-Remaining")
     assert statuses == [200] * 5 + [429]
     assert remaining == "0"
+
+
+async def test_a_stalled_edit_times_out_and_the_reply_continues_in_a_new_message(
+    world: World, start_bot: StartBot
+) -> None:
+    bot = await start_bot(delivery_timeout_seconds=0.5)
+    bot.fake.fail_next("PATCH", WEBHOOK_EDIT, STALL, retry_after=5.0)
+    bot.ollama.reply_with(chat_reply(["Slowly ", "but surely."]))
+    await bot.fake.send_message(world.channel, world.alice, "go", mention_bot=True)
+    await eventually(lambda: bot.bot.turns_answered == 1)
+    # The stalled edit was given up after 0.5 s; the text went out anew.
+    assert final_contents(bot.fake, world.channel)[-1] == "Slowly but surely."
+    assert bot.bot.turns_undelivered == 0
+    bot.ollama.reply_with(chat_reply("And the channel is free."))
+    await bot.fake.send_message(world.channel, world.bob, "next", mention_bot=True)
+    await eventually(lambda: bot.bot.turns_answered == 2)
+
+
+async def test_the_fake_forgets_an_interaction_not_answered_within_three_seconds(
+    bot: Harness, world: World
+) -> None:
+    interaction = await bot.fake.run_command(world.channel, world.alice, "help")
+    await bot.fake.wait_for_request(
+        "POST", rf"/interactions/{interaction['id']}/{interaction['token']}/callback"
+    )  # the bot answered in time
+    late = bot.fake.interactions[int(interaction["id"])]
+    late_id = str(late["id"])
+    bot.fake._interaction_created[int(late_id)] -= 10  # as if it had come 10 s ago
+    url = f"{bot.fake.api_base}/interactions/{late_id}/{late['token']}/callback"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, json={"type": 4, "data": {"content": "late"}}) as answer:
+            assert answer.status == 404
+            assert (await answer.json())["code"] == 10062

@@ -137,8 +137,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_serve_answers_and_stops_gracefully_on_ctrl_c(
-    tmp_path: Path, fake_ollama: FakeOllama
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+async def test_serve_answers_and_stops_gracefully_on_ctrl_c_or_sigterm(
+    tmp_path: Path, fake_ollama: FakeOllama, stop: signal.Signals
 ) -> None:
     port = _free_port()
     env = os.environ | {
@@ -167,7 +168,7 @@ async def test_serve_answers_and_stops_gracefully_on_ctrl_c(
                 except aiohttp.ClientConnectionError:
                     await asyncio.sleep(0.05)
         assert ready
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         code = await asyncio.wait_for(process.wait(), 30)
     finally:
         if process.returncode is None:
