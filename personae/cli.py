@@ -250,8 +250,9 @@ def personas_import(
         async with runtime() as rt:
             old = None
             if replace:
-                entry = await rt.personas.store.get(card.id)
-                old = parse_card_json(entry[0]).settings.avatar if entry else None
+                same_id = await rt.personas.store.with_id(card.id)
+                entry = next((s for s in same_id if s.owner_id is None), None)
+                old = parse_card_json(entry.card).settings.avatar if entry else None
             try:
                 result = await rt.personas.import_card(
                     card, owner_id=None, shared=shared, replace=replace
@@ -281,20 +282,21 @@ def personas_delete(persona_id: str) -> None:
     folders cannot be deleted; an import that overrode one brings it back."""
 
     async def go() -> None:
-        from personae.core import avatars
 
         async with runtime() as rt:
-            stored = await rt.personas.store.get(persona_id)
-            if stored is None or stored[1] is not None:
+            same_id = await rt.personas.store.with_id(persona_id)
+            stored = next((s for s in same_id if s.owner_id is None), None)
+            if stored is None:
                 source = rt.personas.system_source(persona_id)
-                if source and stored is None:
+                if source:
                     raise CommandError(
                         f"{persona_id!r} is built in ({source}); it cannot be deleted."
                     )
                 raise CommandError(f"No imported persona {persona_id!r} to delete.")
-            await rt.personas.store.delete(persona_id, owner_id=None)
-            avatar = parse_card_json(stored[0]).settings.avatar
-            avatars.remove_avatar(settings().data_dir, avatar)
+            entry = await rt.personas.by_key(stored.key)
+            # The card, its avatar and, unless a built-in keeps the id, everything
+            # every user stored under it.
+            await rt.delete_persona(entry)
             console.print(f"Deleted {persona_id}.", highlight=False)
             source = rt.personas.system_source(persona_id)
             if source:

@@ -234,7 +234,9 @@ async def test_a_lorebook_is_attached_to_the_card_of_its_persona(
     db: Settings, extras: Path
 ) -> None:
     result = await run_import(db, read_acore(extras, default_persona="sage"), dry_run=False)
-    card, _, _ = await PersonaStore().get("dagoth_ur")  # type: ignore[misc]
+    stored = await PersonaStore().by_key("dagoth_ur")
+    assert stored is not None
+    card = stored.card
     book = card["data"]["character_book"]
     assert book["name"] == "Morrowind"
     assert [(e["keys"], e["content"], e["insertion_order"]) for e in book["entries"]] == [
@@ -260,7 +262,9 @@ async def test_acores_own_persona_format_becomes_a_character_card(
     db: Settings, extras: Path
 ) -> None:
     await run_import(db, read_acore(extras, default_persona="sage"), dry_run=False)
-    document, _, _ = await PersonaStore().get("nova")  # type: ignore[misc]
+    stored = await PersonaStore().by_key("nova")
+    assert stored is not None
+    document = stored.card
     card = document["data"]
     assert card["name"] == "Nova"
     assert card["system_prompt"] == "You are Nova, a curious companion."
@@ -278,16 +282,20 @@ async def test_acores_first_persona_configs_and_bare_prompts_become_cards(
     db: Settings, extras: Path
 ) -> None:
     result = await run_import(db, read_acore(extras, default_persona="sage"), dry_run=False)
-    arbiter, _, _ = await PersonaStore().get("arbiter")  # type: ignore[misc]
+    stored = await PersonaStore().by_key("arbiter")
+    assert stored is not None
+    arbiter = stored.card
     assert arbiter["data"]["name"] == "The Arbiter"
     assert arbiter["data"]["system_prompt"] == "You are the Arbiter."
     assert arbiter["data"]["extensions"]["acore"]["voice"] == {"edge_voice": "en-GB-RyanNeural"}
-    pirate, _, _ = await PersonaStore().get("pirate")  # type: ignore[misc]
+    stored = await PersonaStore().by_key("pirate")
+    assert stored is not None
+    pirate = stored.card
     assert (pirate["data"]["name"], pirate["data"]["system_prompt"]) == (
         "Pirate",
         "You are a pirate.",
     )
-    assert await PersonaStore().get("sage") is None  # acore's "default" does not replace Sage
+    assert await PersonaStore().by_key("sage") is None  # acore's "default" does not replace Sage
     (reason,) = reasons_of(result.problems, "default.json")
     assert "maps to personae's default persona 'sage' and would replace it" in reason
     assert "--persona-map default=NEW_ID" in reason
