@@ -55,12 +55,12 @@ async def test_constant_entries_sit_in_the_card_around_the_description(
     assert "Write in third person." in system
 
 
-async def test_activated_entries_follow_the_history_in_insertion_order(
+async def test_activated_entries_follow_the_new_message_in_insertion_order(
     runtime: Runtime, mara: str
 ) -> None:
     turn = await run_turn(runtime, "Is the Kestrel's reactor eating power?", persona=mara)
     user_at = contents(turn.messages).index("Is the Kestrel's reactor eating power?")
-    block = turn.messages[user_at - 1]
+    block = turn.messages[user_at + 1]  # the turn's own message, after the new one
     assert block["role"] == "system"
     assert block["content"].index(REACTOR) < block["content"].index(SHIP)  # 90 before 100
     everything = "\n".join(contents(turn.messages))
@@ -72,7 +72,8 @@ async def test_post_history_instructions_follow_the_new_message(
     runtime: Runtime, mara: str
 ) -> None:
     turn = await run_turn(runtime, "Orders?", persona=mara)
-    assert turn.messages[-1] == {"role": "system", "content": PHI}
+    assert turn.messages[-1]["role"] == "system"
+    assert turn.messages[-1]["content"].endswith(PHI)  # last of the turn's own message
     assert turn.messages[-2] == {"role": "user", "content": "Orders?"}
 
 
@@ -107,10 +108,15 @@ async def test_the_prefix_holds_while_entries_change(
     second = await run_turn(runtime, "And the pirates?", persona=card.id)
     assert SHIP in "\n".join(contents(first.messages))
     assert SHIP not in "\n".join(contents(second.messages))
-    # The card and the previous exchange come first, unchanged; the entries follow.
+    # The card and the previous exchange come first, unchanged; then the new message,
+    # then this turn's entries.
     assert second.messages[0] == first.messages[0]
-    assert contents(second.messages[1:3]) == ["Tell me about the Kestrel.", first.reply.text]
-    assert "Pirates in the Drift" in second.messages[3]["content"]
+    assert contents(second.messages[1:4]) == [
+        "Tell me about the Kestrel.",
+        first.reply.text,
+        "And the pirates?",
+    ]
+    assert "Pirates in the Drift" in second.messages[4]["content"]
 
 
 async def test_the_lorebook_budget_cuts_the_lowest_insertion_order(
