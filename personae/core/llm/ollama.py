@@ -218,12 +218,19 @@ class OllamaBackend:
             return self._lengths[key]
         try:
             shown = await self.client().show(model)
-        except Exception as exc:  # an unknown model, or Ollama down: the chat says so
+        except Exception as exc:
+            error = self._map_error(exc, model=model, phase="request")
+            if isinstance(error, LLMUnavailable | LLMTimeout):
+                # Ollama is down or slow: the turn fails with that (one line for the
+                # user) rather than going on with a guessed window.
+                raise error from None
+            # A model /api/show does not know: if the chat cannot use it either, the
+            # chat says so; if it can, the fallback window is the documented answer.
             log.warning(
                 "Ollama did not describe model %r (%s); its window is taken as "
                 "ollama.fallback_num_ctx = %d until it does",
                 model,
-                self._map_error(exc, model=model, phase="request"),
+                error,
                 self.settings.fallback_num_ctx,
             )
             return None
