@@ -126,6 +126,7 @@ async def test_long_replies_are_split_at_sentence_boundaries(
     # Discord allows about one edit a second in a channel (the fake enforces its
     # rate limits): at the default interval, 900 streamed words are a few edits.
     bot = await start_bot(edit_interval_seconds=1.0)
+    bot.settings.ollama.num_predict = 2048  # room for a 4,500-character reply
     sentence = "This sentence is part of a very long answer. "
     reply = sentence * 100  # 4500 characters
     bot.ollama.reply_with(chat_reply(reply))
@@ -139,6 +140,7 @@ async def test_long_replies_are_split_at_sentence_boundaries(
 
 async def test_a_split_code_block_is_closed_and_reopened(world: World, start_bot: StartBot) -> None:
     bot = await start_bot(edit_interval_seconds=1.0)
+    bot.settings.ollama.num_predict = 2048  # room for 300 lines of code
     code = "\n".join(f"value_{i} = {i}" for i in range(300))
     bot.ollama.reply_with(chat_reply(f"Here:\n```python\n{code}\n```\nDone."))
     await bot.fake.send_message(world.channel, world.alice, "code please", mention_bot=True)
