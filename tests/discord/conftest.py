@@ -116,7 +116,7 @@ async def bot(world: World, start_bot: StartBot) -> Harness:
     return await start_bot()
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> None:
+async def eventually(check: Callable[[], Any], timeout: float = 30.0) -> None:
     """Wait until ``check()`` (sync or async) is truthy."""
     async with asyncio.timeout(timeout):
         while True:
