@@ -36,6 +36,7 @@ from personae.adapters.discord.fatal import fatal_gateway_error
 from personae.adapters.discord.identity import NO_MENTIONS, Outbox, Speaker
 from personae.adapters.discord.limits import BUSY_NOTICE, TOO_FAST_NOTICE, TurnLimits, Verdict
 from personae.adapters.discord.linking import LinkCodes
+from personae.adapters.discord.ordering import ChannelLine, Place
 from personae.adapters.discord.settings import DiscordSettings
 from personae.adapters.discord.splitting import split_message
 from personae.adapters.discord.state import DiscordState
@@ -109,6 +110,7 @@ class PersonaeBot(discord.AutoShardedClient):
         self.turns_undelivered = 0
         self._channel_locks: KeyedLocks[int] = KeyedLocks()
         self.limits = TurnLimits(ds)
+        self._line = ChannelLine()
         self._busy = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -146,13 +148,16 @@ class PersonaeBot(discord.AutoShardedClient):
         await super().close()
 
     @asynccontextmanager
-    async def _channel(self, channel_id: int) -> AsyncIterator[None]:
-        """One turn at a time per channel; waiting turns go in arrival order."""
+    async def _channel(self, channel_id: int, place: Place | None = None) -> AsyncIterator[None]:
+        """One turn at a time per channel; messages go in arrival order (``place``,
+        taken when the message arrived)."""
         self._busy += 1
         self._idle.clear()
         waiting = self.limits.waiting
         waiting[channel_id] = waiting.get(channel_id, 0) + 1
         try:
+            if place is not None:
+                await place.turn()
             async with self._channel_locks.hold(channel_id):
                 yield
         finally:
@@ -202,21 +207,25 @@ class PersonaeBot(discord.AutoShardedClient):
         channel = message.channel
         if self.limits.ignores(message.author.id, _channel_ids(channel)):
             return
-        persona_id = await addressed_persona(self, message)
-        if persona_id is None:
-            return
-        verdict = self.limits.admit(message.author.id, channel.id)
-        if verdict is not Verdict.ANSWER:
-            if verdict is not Verdict.IGNORE:
-                notice = TOO_FAST_NOTICE if verdict is Verdict.TOO_FAST else BUSY_NOTICE
-                with contextlib.suppress(*DELIVERY_ERRORS):
-                    await within(
-                        self.discord_settings.delivery_timeout_seconds,
-                        message.reply(notice, allowed_mentions=NO_MENTIONS),
-                    )
-            return
-        async with self._channel(channel.id):
-            await self.answer(message, persona_id)
+        place = self._line.place(channel.id)  # before any await: arrival order
+        try:
+            persona_id = await addressed_persona(self, message)
+            if persona_id is None:
+                return
+            verdict = self.limits.admit(message.author.id, channel.id)
+            if verdict is not Verdict.ANSWER:
+                if verdict is not Verdict.IGNORE:
+                    notice = TOO_FAST_NOTICE if verdict is Verdict.TOO_FAST else BUSY_NOTICE
+                    with contextlib.suppress(*DELIVERY_ERRORS):
+                        await within(
+                            self.discord_settings.delivery_timeout_seconds,
+                            message.reply(notice, allowed_mentions=NO_MENTIONS),
+                        )
+                return
+            async with self._channel(channel.id, place):
+                await self.answer(message, persona_id)
+        finally:
+            place.release()
 
     async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
         channel_ids = _channel_ids(interaction.channel) if interaction.channel else ()
