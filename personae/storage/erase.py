@@ -43,6 +43,10 @@ _PERSONA_TABLES = (
 )
 """Every table that stores rows under a persona key, with its user column."""
 
+_SCOPED = (Message, Conversation, ConversationSummary, MemoryRevision, FollowUp, PluginState)
+"""The models with a (persona key, user) scope that plain deletes clear; memory items
+(counted apart: their triggers) and voice samples (keyed by owner) come separately."""
+
 
 async def users_with_rows(persona_key: str) -> list[int]:
     """The users who have anything stored under a persona key."""
@@ -58,16 +62,7 @@ async def persona_rows(persona_key: str) -> int:
     ``forget_user`` removed); returns how many."""
     count = 0
     async with in_transaction("default") as conn:
-        for model in (
-            Message,
-            Conversation,
-            ConversationSummary,
-            MemoryItem,
-            MemoryRevision,
-            FollowUp,
-            PluginState,
-            VoiceSample,
-        ):
+        for model in (*_SCOPED, MemoryItem, VoiceSample):
             count += await model.filter(persona_id=persona_key).using_db(conn).delete()
     return count
 
@@ -81,14 +76,7 @@ async def user_rows(user_id: int, persona_key: str | None = None) -> int:
         filters["persona_id"] = persona_key
     count = 0
     async with in_transaction("default") as conn:
-        for model in (
-            Message,
-            Conversation,
-            ConversationSummary,
-            MemoryRevision,
-            FollowUp,
-            PluginState,
-        ):
+        for model in _SCOPED:
             count += await model.filter(**filters).using_db(conn).delete()
         items = MemoryItem.filter(**filters).using_db(conn)
         count += await items.count()  # on SQLite a DELETE's count includes trigger writes
@@ -110,12 +98,7 @@ async def account_rows(user_id: int) -> int:
                 .delete()
             )
         for model in (
-            Message,
-            Conversation,
-            ConversationSummary,
-            MemoryRevision,
-            FollowUp,
-            PluginState,
+            *_SCOPED,
             VoiceUsage,
             Identity,
             ApiToken,
